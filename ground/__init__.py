@@ -1,0 +1,8 @@
+"""orbitlite's ground toolchain: datasets, training, compression, conversion, evaluation,
+product decoding and downlink budgets."""
+
+import os
+
+# tensorflow-model-optimization works on tf-keras models only; this must be set before
+# TensorFlow is first imported, and only where the ground toolchain starts.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

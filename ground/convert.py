@@ -1,0 +1,95 @@
+"""Conversion of a Keras classifier to full-integer int8 TFLite, with its manifest. The TFLite
+accuracy is measured through the on-board runtime itself (manifest checks, the fused C
+pre-processing, LiteRT), so the figure in the manifest is the one the board will see."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from ground.patches import PatchSet
+from ground.record import ModelRecord
+from ground.train import normalize, predict
+from onboard.files import write_verified
+from onboard.manifest import Accuracy, Manifest, Quantization, TensorSpec, sidecar_path
+from onboard.model import interpreter_class, load_model
+from onboard.preprocess import TilePreprocessor
+from onboard.runner import classify_tiles
+from onboard.scene import Scene
+
+REPRESENTATIVE_SAMPLES = 256
+
+
+def convert_int8(model: keras.Model, record: ModelRecord, representative: PatchSet) -> bytes:
+    """Full-integer quantization: int8 weights, activations, input and output, calibrated on
+    samples drawn across the whole training set (it is ordered by class)."""
+    pick = np.random.default_rng(0).permutation(len(representative))[:REPRESENTATIVE_SAMPLES]
+    calib = normalize(representative.x[np.sort(pick)], record)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([calib[i:i + 1]] for i in range(len(calib)))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def _tensor_spec(detail: dict) -> TensorSpec:
+    scale, zero_point = detail["quantization"]
+    return TensorSpec(shape=tuple(int(s) for s in detail["shape"]), dtype=np.dtype(detail["dtype"]).name,
+                      quantization=Quantization(float(scale), int(zero_point)) if scale else None)
+
+
+def patches_as_scene(patches: PatchSet) -> tuple[Scene, np.ndarray]:
+    """View N patches as one tall (band, N x rows, cols) scene, without copying, and the
+    origin of each patch in it."""
+    n, rows, cols, bands = patches.x.shape
+    data = patches.x.transpose(3, 0, 1, 2).reshape(bands, n * rows, cols)
+    origins = np.stack([np.arange(n, dtype=np.int64) * rows, np.zeros(n, dtype=np.int64)], axis=1)
+    return Scene(id="patches", data=data, bands=patches.bands), origins
+
+
+def evaluate_tflite(model_path: Path, patches: PatchSet, threads: int = 1) -> np.ndarray:
+    """Top-1 classes of `patches` through the on-board runtime."""
+    loaded = load_model(model_path, threads=threads, batch=256)
+    scene, origins = patches_as_scene(patches)
+    classes, _ = classify_tiles(loaded, TilePreprocessor(scene, loaded.manifest), origins)
+    return classes
+
+
+def write_tflite(model: keras.Model, record: ModelRecord, train: PatchSet, test: PatchSet, out: Path,
+                 model_id: str) -> Manifest:
+    """Convert, write `out` and its manifest, measure Keras and TFLite accuracy on `test`."""
+    started = time.perf_counter()
+    content = convert_int8(model, record, train)
+    seconds = time.perf_counter() - started
+    write_verified(out, content)
+    cls, _ = interpreter_class()
+    interp = cls(model_content=content)
+    manifest = Manifest(
+        id=model_id, architecture=record.architecture, task="single-label",
+        input=_tensor_spec(interp.get_input_details()[0]), output=_tensor_spec(interp.get_output_details()[0]),
+        bands=record.bands, mean=record.mean, std=record.std, classes=record.classes,
+        parameters=record.parameters, sparsity=record.sparsity,
+        accuracy=Accuracy(dataset=record.dataset, split="test", samples=len(test), keras=0.0, tflite=0.0, agreement=0.0),
+        size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest(),
+        conversion={"profile": "int8", "representative_samples": min(REPRESENTATIVE_SAMPLES, len(train)),
+                    "tensorflow": tf.__version__, "seconds": round(seconds, 2)},
+        target="cpu", training={"history": record.history, "split_seed": record.split_seed},
+    )
+    manifest.write(sidecar_path(out))
+    keras_top = predict(model, record, test)
+    tflite_top = evaluate_tflite(out, test)
+    manifest = dataclasses.replace(manifest, accuracy=Accuracy(
+        dataset=record.dataset, split="test", samples=len(test),
+        keras=round(float((keras_top == test.y).mean()), 4),
+        tflite=round(float((tflite_top == test.y).mean()), 4),
+        agreement=round(float((keras_top == tflite_top).mean()), 4)))
+    manifest.write(sidecar_path(out))
+    return manifest

@@ -1,0 +1,59 @@
+"""Crash-safe, verified file writes: nothing is visible under its final name until it is
+complete on disk and has been read back intact."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from onboard.errors import OutputError
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create `path` if needed and prove a file can be written in it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write to output directory {path}: {exc.strerror}") from None
+    return path
+
+
+def write_verified(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (temporary file, fsync, rename, fsync of the directory)
+    and read it back to check it. Raises OutputError, with the reason, when any step fails."""
+    path = Path(path)
+    digest = hashlib.sha256(data).digest()
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        if hashlib.sha256(path.read_bytes()).digest() != digest:
+            raise OutputError(f"{path} does not read back as written: the storage is failing")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,135 @@
+"""Contract 1, the model manifest: the sidecar JSON that travels with every `.tflite`.
+
+In the spirit of the STAC Machine Learning Model extension: what the model expects as input
+(shape, dtype, quantization, band names in order, per-band normalization), what it returns
+(classes, task), how it was made and how well it did. A reader rejects a version it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from onboard.errors import ManifestError
+from onboard.files import write_verified
+
+SCHEMA = "orbitlite/model-manifest"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Quantization:
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple[int, ...]
+    dtype: str  # numpy dtype name: int8, uint8, float32
+    quantization: Quantization | None = None
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    dataset: str
+    split: str
+    samples: int
+    keras: float
+    tflite: float
+    agreement: float  # top-1 agreement of the TFLite model with the Keras model
+
+
+@dataclass(frozen=True)
+class Manifest:
+    id: str
+    architecture: str
+    task: str  # "single-label" or "multi-label"
+    input: TensorSpec
+    output: TensorSpec
+    bands: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...]
+    parameters: int
+    sparsity: float
+    accuracy: Accuracy
+    size_bytes: int
+    sha256: str
+    conversion: dict[str, Any] = field(default_factory=dict)
+    target: str = "cpu"
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        body = {"schema": SCHEMA, "version": VERSION, **asdict(self)}
+        return json.dumps(body, indent=2) + "\n"
+
+    def write(self, path: Path) -> Path:
+        return write_verified(Path(path), self.to_json().encode())
+
+    @property
+    def tile_shape(self) -> tuple[int, int]:
+        """Rows and columns of one input tile (the input is batch x rows x cols x bands)."""
+        return self.input.shape[1], self.input.shape[2]
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """Where a model's manifest lives: next to it, with `.json` appended (`m.tflite.json`)."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".json")
+
+
+def _tensor(d: dict[str, Any]) -> TensorSpec:
+    q = d.get("quantization")
+    return TensorSpec(
+        shape=tuple(int(s) for s in d["shape"]),
+        dtype=str(d["dtype"]),
+        quantization=Quantization(float(q["scale"]), int(q["zero_point"])) if q else None,
+    )
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read and validate a manifest; any fault is a ManifestError naming the file."""
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ManifestError(f"manifest {path} not found: every model needs its manifest beside it") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"manifest {path} is not readable JSON: {exc}") from None
+    if not isinstance(body, dict) or body.get("schema") != SCHEMA:
+        raise ManifestError(f"{path} is not an orbitlite model manifest (schema {SCHEMA!r})")
+    if body.get("version") != VERSION:
+        raise ManifestError(
+            f"manifest {path} has version {body.get('version')!r}; this runtime reads version {VERSION}"
+        )
+    try:
+        manifest = Manifest(
+            id=str(body["id"]),
+            architecture=str(body["architecture"]),
+            task=str(body["task"]),
+            input=_tensor(body["input"]),
+            output=_tensor(body["output"]),
+            bands=tuple(str(b) for b in body["bands"]),
+            mean=tuple(float(v) for v in body["mean"]),
+            std=tuple(float(v) for v in body["std"]),
+            classes=tuple(str(c) for c in body["classes"]),
+            parameters=int(body["parameters"]),
+            sparsity=float(body["sparsity"]),
+            accuracy=Accuracy(**body["accuracy"]),
+            size_bytes=int(body["size_bytes"]),
+            sha256=str(body["sha256"]),
+            conversion=dict(body.get("conversion", {})),
+            target=str(body.get("target", "cpu")),
+            training=dict(body.get("training", {})),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestError(f"manifest {path} is malformed: {type(exc).__name__} {exc}") from None
+    n = len(manifest.bands)
+    if len(manifest.input.shape) != 4 or manifest.input.shape[3] != n:
+        raise ManifestError(f"manifest {path}: input shape {manifest.input.shape} does not take {n} bands")
+    if len(manifest.mean) != n or len(manifest.std) != n or min(manifest.std) <= 0:
+        raise ManifestError(f"manifest {path}: needs a mean and a positive std for each of its {n} bands")
+    return manifest

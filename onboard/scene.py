@@ -1,0 +1,82 @@
+"""Scenes: a (band, row, col) array, read in place where the format allows, with band names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from onboard.errors import SceneError
+
+# What onboard._native reads without a conversion pass.
+SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
+
+@dataclass(frozen=True)
+class Scene:
+    id: str
+    data: np.ndarray  # band, row, col; often a read-only memory map
+    bands: tuple[str, ...]
+    footprint: dict[str, Any] | None = None  # e.g. {"crs": ..., "bbox": [...]}, when known
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 3:
+            raise SceneError(f"scene {self.id}: expected (band, row, col), got shape {self.data.shape}")
+        if len(self.bands) != self.data.shape[0]:
+            raise SceneError(
+                f"scene {self.id} has {self.data.shape[0]} bands but {len(self.bands)} band names "
+                f"({','.join(self.bands)})"
+            )
+        if len(set(self.bands)) != len(self.bands):
+            raise SceneError(f"scene {self.id}: band names repeat ({','.join(self.bands)})")
+        if self.data.dtype not in SUPPORTED_DTYPES:
+            raise SceneError(
+                f"scene {self.id} has dtype {self.data.dtype}; supported are "
+                f"{', '.join(d.name for d in SUPPORTED_DTYPES)} (convert it, e.g. reflectance x 10000 as uint16)"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.data.shape[1]), int(self.data.shape[2])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+    def band_indices(self, names: Sequence[str]) -> list[int]:
+        """Positions of `names` in this scene, matched by name; refuses a scene lacking one."""
+        missing = [b for b in names if b not in self.bands]
+        if missing:
+            raise SceneError(
+                f"scene {self.id} lacks band(s) {','.join(missing)} that the model needs "
+                f"(scene has {','.join(self.bands)})"
+            )
+        return [self.bands.index(b) for b in names]
+
+
+def parse_bands(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(b.strip() for b in text.split(",") if b.strip())
+    if not names:
+        raise SceneError("--bands needs a comma-separated list of band names, e.g. B02,B03,B04,B08")
+    return names
+
+
+def open_scene(path: Path, bands: Sequence[str] | None = None) -> Scene:
+    """Open a scene file without reading it all. `.npy` files are (band, row, col) and carry no
+    band names, so `bands` names them."""
+    path = Path(path)
+    if not path.is_file():
+        raise SceneError(f"scene {path} not found")
+    if path.suffix.lower() != ".npy":
+        raise SceneError(f"scene {path}: unsupported format {path.suffix!r} (supported: .npy)")
+    if bands is None:
+        raise SceneError(f"scene {path} carries no band names: name its bands with --bands, e.g. B02,B03,B04,B08")
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise SceneError(f"scene {path} is not a readable .npy file: {exc}") from None
+    return Scene(id=path.stem, data=data, bands=tuple(bands))

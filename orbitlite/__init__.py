@@ -1,0 +1,1 @@
+"""The `orbitlite` console command: one subcommand group per deployable part."""
