@@ -13,6 +13,7 @@ import tf_keras as keras
 
 from ground.patches import DatasetError, PatchSet
 from ground.record import ModelRecord
+from onboard.progress import progress_bar
 
 # The split every ground step uses: train, validation, test.
 SPLIT = (0.7, 0.15, 0.15)
@@ -54,15 +55,14 @@ class EpochProgress(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch, self.started = epoch, time.perf_counter()
         steps = -(-self.samples // self.batch_size)
-        self.bar = click.progressbar(length=steps, label=f"{self.label} epoch {epoch + 1}/{self.params['epochs']}",
-                                     file=click.get_text_stream("stderr"))
-        self.bar.__enter__()
+        self.bar_context = progress_bar(steps, f"{self.label} epoch {epoch + 1}/{self.params['epochs']}")
+        self.bar = self.bar_context.__enter__()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.bar.update(1)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.bar.__exit__(None, None, None)
+        self.bar_context.__exit__(None, None, None)
         seconds = time.perf_counter() - self.started
         entry = {"epoch": epoch + 1, "samples_per_s": round(self.samples / seconds, 1),
                  **{k: round(float(v), 4) for k, v in (logs or {}).items()}}

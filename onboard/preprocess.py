@@ -38,6 +38,6 @@ class TilePreprocessor:
         if bad:
             r, c = origins[0]
             raise SceneError(
-                f"scene {self.scene.id} has {bad} NaN or infinite value(s) in the tiles from row {r}, "
-                f"col {c}: mask them as no-data before running"
+                f"scene {self.scene.id} has {bad} NaN or infinite value(s) (in the {len(origins)} tiles "
+                f"from row {r}, col {c} on): mask them as no-data before running"
             )

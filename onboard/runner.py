@@ -8,12 +8,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import click
 import numpy as np
 
 from onboard.files import ensure_writable_dir
 from onboard.model import LoadedModel, load_model
 from onboard.preprocess import TilePreprocessor
+from onboard.progress import progress_bar
 from onboard.product import Product
 from onboard.scene import Scene
 from onboard.tiling import TileGrid
@@ -87,6 +87,6 @@ def run_scene(scene: Scene, model_path: Path, out_dir: Path, *, threads: int = 1
     model = load_model(model_path, threads=threads, batch=batch)
     TilePreprocessor(scene, model.manifest)  # refuses a scene lacking a band before the bar starts
     tiles = len(TileGrid.covering(scene.shape, model.manifest.tile_shape))
-    with click.progressbar(length=tiles, label=f"classifying {scene.id}", file=click.get_text_stream("stderr")) as bar:
+    with progress_bar(tiles, f"classifying {scene.id}") as bar:
         product = classify_scene(scene, model, clock=clock, progress=bar.update)
     return product, product.write(product_path(out_dir, scene, model))

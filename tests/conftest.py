@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SPYNDEX_NPY = SHARED_DATA / "scenes/sentinel2_spyndex/S2_10m_B02_B03_B04_B08_300x300.npy"
+SPYNDEX_BANDS = "B02,B03,B04,B08"
+
+
+def shared(relative: str) -> Path:
+    """A file of the real EO samples in ../shared/data, which CI always provides."""
+    path = SHARED_DATA / relative
+    assert path.exists(), f"{path} is missing: the tests read the real samples in ../shared/data"
+    return path
+
+
+def orbitlite(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the installed console command as a user would."""
+    exe = Path(sys.executable).with_name("orbitlite")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env or os.environ.copy(),
+                          cwd=cwd, timeout=900)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """A user's mistake ends with exit code non-zero and one line naming it, no traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not _is_runtime_noise(line)]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def _is_runtime_noise(line: str) -> bool:
+    # LiteRT announces its CPU delegate on stderr from C++; it is not an error line.
+    return line.startswith("INFO: Created TensorFlow Lite XNNPACK delegate")
+
+
+@pytest.fixture(scope="session")
+def spyndex_scene() -> np.ndarray:
+    return np.load(shared("scenes/sentinel2_spyndex/S2_10m_B02_B03_B04_B08_300x300.npy"))
+
+
+@pytest.fixture(scope="session")
+def ground_models(tmp_path_factory) -> dict[str, Path]:
+    """A small model trained, pruned and converted through the `orbitlite ground` commands, on
+    SYNTHETIC patches in the spyndex scene's bands."""
+    d = tmp_path_factory.mktemp("ground")
+    steps = [
+        ("synth", "--out", str(d / "patches.npz"), "--per-class", "80", "--bands", SPYNDEX_BANDS),
+        ("train", "--data", str(d / "patches.npz"), "--out", str(d / "m.keras"), "--arch", "cnn-s", "--epochs", "6"),
+        ("prune", "--data", str(d / "patches.npz"), "--model", str(d / "m.keras"), "--out", str(d / "p.keras"),
+         "--sparsity", "0.5", "--epochs", "2"),
+        ("convert", "--data", str(d / "patches.npz"), "--model", str(d / "p.keras"), "--out", str(d / "p.tflite")),
+    ]
+    outputs = {}
+    for step in steps:
+        result = orbitlite("ground", *step)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[step[0]] = result.stdout
+    return {"dir": d, "patches": d / "patches.npz", "keras": d / "m.keras", "pruned": d / "p.keras",
+            "tflite": d / "p.tflite", "stdout": outputs}

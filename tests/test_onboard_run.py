@@ -1,0 +1,57 @@
+"""`orbitlite onboard run` on a real Sentinel-2 scene, checked tile by tile against a plain loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onboard.model import load_model
+from onboard.preprocess import TilePreprocessor
+from onboard.product import read_product
+from onboard.runner import classify_scene
+from onboard.scene import Scene
+from onboard.tiling import TileGrid
+from tests import reference
+from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, orbitlite
+
+
+def _plain_loop(scene: np.ndarray, model_path) -> np.ndarray:
+    """One tile per invoke, pre-processed by the numpy reference."""
+    model = load_model(model_path)
+    m = model.manifest
+    pre = TilePreprocessor(Scene("s", scene, tuple(SPYNDEX_BANDS.split(","))), m)
+    grid = TileGrid.covering(scene.shape[1:], m.tile_shape)
+    tiles = reference.preprocess_tiles(scene, grid.origins(), *m.tile_shape, pre.band_index, pre.offset,
+                                       pre.factor, pre.zero_point, pre.dtype)
+    out = []
+    for tile in tiles:
+        model.interpreter.set_tensor(model.input_index, tile[None])
+        model.interpreter.invoke()
+        out.append(model.interpreter.get_tensor(model.output_index)[0].argmax())
+    return np.array(out, dtype=np.uint8).reshape(grid.rows, grid.cols)
+
+
+def test_run_on_real_scene_matches_a_plain_loop(ground_models, spyndex_scene, tmp_path):
+    result = orbitlite("onboard", "run", str(SPYNDEX_NPY), "--bands", SPYNDEX_BANDS,
+                       "--model", str(ground_models["tflite"]), "--out", str(tmp_path / "out"), "--threads", "2")
+    assert result.returncode == 0, result.stderr
+    products = list((tmp_path / "out").glob("*.msgpack"))
+    assert len(products) == 1 and str(products[0]) in result.stdout
+    p = read_product(products[0])
+    assert p.scene_shape == (300, 300) and p.scene_bands == ("B02", "B03", "B04", "B08")
+    assert p.class_map.shape == (10, 10) and sum(p.histogram) == 100
+    assert p.runtime["interpreter"] == "ai_edge_litert" and p.runtime["threads"] == 2
+    np.testing.assert_array_equal(p.class_map, _plain_loop(spyndex_scene, ground_models["tflite"]))
+    assert products[0].stat().st_size < spyndex_scene.nbytes / 100
+
+
+@pytest.mark.parametrize("batch", [1, 7, 100, 256])
+def test_batch_size_does_not_change_the_result(ground_models, spyndex_scene, batch):
+    scene = Scene("s", spyndex_scene[::-1].copy(), ("B08", "B04", "B03", "B02"))  # other band order
+    model = load_model(ground_models["tflite"], batch=batch)
+    assert model.batch == batch
+    p = classify_scene(scene, model, clock=iter(np.arange(0, 10, 0.5)).__next__)
+    assert p.runtime["seconds"] == 0.5
+    reference_product = classify_scene(scene, load_model(ground_models["tflite"], batch=1), clock=lambda: 0.0)
+    np.testing.assert_array_equal(p.class_map, reference_product.class_map)
+    np.testing.assert_array_equal(p.confidence, reference_product.confidence)
