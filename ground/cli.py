@@ -70,11 +70,12 @@ def train(data: Path, out: Path, arch: str, epochs: int, batch_size: int, optimi
           weight_decay: float, activation: str, initializer: str, dropout: float, seed: int) -> None:
     """Train a model-zoo CNN on labelled patches (70/15/15 stratified split, seeded)."""
     from ground.patches import load_patches
+
+    patches = load_patches(data)  # before TensorFlow loads, so a bad path fails fast
     from ground.pipeline import train_model
     from ground.train import TrainConfig
     from models.zoo_cnn import ZooConfig
 
-    patches = load_patches(data)
     _, record, entry = train_model(
         patches, out, ZooConfig(arch, activation, initializer, dropout, seed),
         TrainConfig(epochs, batch_size, optimizer, lr, weight_decay, seed), split_seed=seed)
@@ -93,10 +94,12 @@ def train(data: Path, out: Path, arch: str, epochs: int, batch_size: int, optimi
 def prune(data: Path, model_path: Path, out: Path, sparsity: float, schedule: str, epochs: int, lr: float) -> None:
     """Magnitude-prune a trained model to a target sparsity while fine-tuning."""
     from ground.patches import load_patches
+
+    patches = load_patches(data)
     from ground.pipeline import prune_model
     from ground.train import TrainConfig
 
-    _, record, entry = prune_model(load_patches(data), model_path, out, sparsity,
+    _, record, entry = prune_model(patches, model_path, out, sparsity,
                                    TrainConfig(epochs=epochs, learning_rate=lr), schedule)
     click.echo(f"sparsity {record.sparsity:.2%}, validation accuracy {entry['epochs'][-1]['val_accuracy']:.4f} -> {out}")
 
@@ -110,9 +113,11 @@ def convert(data: Path, model_path: Path, out: Path, model_id: str | None) -> No
     """Convert to full-integer int8 TFLite and write its manifest, with Keras and TFLite accuracy
     on the held-out test split."""
     from ground.patches import load_patches
+
+    patches = load_patches(data)
     from ground.pipeline import convert_model
 
-    m = convert_model(load_patches(data), model_path, out, model_id or out.stem)
+    m = convert_model(patches, model_path, out, model_id or out.stem)
     a = m.accuracy
     click.echo(f"{out}: {m.size_bytes} bytes, test accuracy Keras {a.keras:.4f} TFLite {a.tflite:.4f} "
                f"agreement {a.agreement:.4f} ({a.samples} patches)")

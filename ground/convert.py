@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
-import tf_keras as keras
 
+from ground.tf import keras, quiet_stderr, tf
 from ground.patches import PatchSet
 from ground.record import ModelRecord
 from ground.train import normalize, predict
@@ -37,7 +37,10 @@ def convert_int8(model: keras.Model, record: ModelRecord, representative: PatchS
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    return converter.convert()
+    with warnings.catch_warnings(), quiet_stderr():
+        # The input statistics it asks for are the representative dataset's; nothing is missing.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        return converter.convert()
 
 
 def _tensor_spec(detail: dict) -> TensorSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,5 +74,5 @@ def load_patches(path: Path) -> PatchSet:
                             tuple(str(c) for c in z["classes"]), str(z["source"]))
     except FileNotFoundError:
         raise DatasetError(f"dataset {path} not found (expected {layout})") from None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"dataset {path} is not {layout}: {exc}") from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tf_keras as keras
 
+from ground.tf import keras
 from ground.convert import write_tflite
 from ground.patches import PatchSet
 from ground.record import ModelRecord

@@ -33,7 +33,7 @@ def smooth_noise(rng: np.random.Generator, n: int, size: int, scale: float) -> n
     f = np.fft.fftfreq(size)
     kernel = np.exp(-2 * (np.pi * scale) ** 2 * (f[:, None] ** 2 + f[None, :] ** 2))
     field = np.fft.ifft2(np.fft.fft2(white) * kernel).real
-    return field / np.maximum(field.std(axis=(1, 2), keepdims=True), 1e-9)
+    return field / np.sqrt(np.mean(kernel ** 2))  # the filtered noise's expected std
 
 
 def _texture(cls: str, rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -105,7 +105,7 @@ def _mix_in_neighbour(rng: np.random.Generator, x: np.ndarray, cls: str, band_id
     chosen = rng.random(n) < 1 / 3
     for i in np.flatnonzero(chosen):
         other = np.asarray(SIGNATURES[others[rng.integers(len(others))]], dtype=np.float64)[band_idx]
-        h, w = rng.integers(4, size // 2, 2)
+        h, w = rng.integers(max(1, size // 8), size // 2 + 1, 2)
         r0 = 0 if rng.random() < 0.5 else size - h
         c0 = 0 if rng.random() < 0.5 else size - w
         x[i, r0:r0 + h, c0:c0 + w, :] = other * rng.uniform(0.85, 1.15)

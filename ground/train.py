@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 import numpy as np
-import tensorflow_model_optimization as tfmot
-import tf_keras as keras
 
+from ground.tf import keras, tfmot
 from ground.patches import DatasetError, PatchSet
 from ground.record import ModelRecord
 from onboard.progress import progress_bar

@@ -55,10 +55,10 @@ def ground_models(tmp_path_factory) -> dict[str, Path]:
     SYNTHETIC patches in the spyndex scene's bands."""
     d = tmp_path_factory.mktemp("ground")
     steps = [
-        ("synth", "--out", str(d / "patches.npz"), "--per-class", "80", "--bands", SPYNDEX_BANDS),
-        ("train", "--data", str(d / "patches.npz"), "--out", str(d / "m.keras"), "--arch", "cnn-s", "--epochs", "6"),
+        ("synth", "--out", str(d / "patches.npz"), "--per-class", "150", "--bands", SPYNDEX_BANDS),
+        ("train", "--data", str(d / "patches.npz"), "--out", str(d / "m.keras"), "--arch", "cnn-s", "--epochs", "12"),
         ("prune", "--data", str(d / "patches.npz"), "--model", str(d / "m.keras"), "--out", str(d / "p.keras"),
-         "--sparsity", "0.5", "--epochs", "2"),
+         "--sparsity", "0.5", "--epochs", "3"),
         ("convert", "--data", str(d / "patches.npz"), "--model", str(d / "p.keras"), "--out", str(d / "p.tflite")),
     ]
     outputs = {}

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from ground.downlink import LINKS, format_bytes, format_seconds, parse_link
+from onboard.errors import OrbitliteError
+from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, assert_one_line_error, orbitlite
+
+
+def test_link_presets_and_rates():
+    assert parse_link("uhf").bits_per_second == 9600
+    assert parse_link("S-band") is LINKS["s-band"]
+    assert parse_link("2e6").seconds(250_000) == pytest.approx(1.0)
+    assert LINKS["uhf"].seconds(720_000) == pytest.approx(600.0)
+    for bad in ("fast", "0", "-5"):
+        with pytest.raises(OrbitliteError, match="positive rate"):
+            parse_link(bad)
+
+
+def test_formatting():
+    assert format_bytes(782) == "782 B" and format_bytes(720_000) == "720.0 kB" and format_bytes(3.1e9) == "3.1 GB"
+    assert format_seconds(0.65) == "0.7 s" and format_seconds(600) == "10.0 min" and format_seconds(7200) == "2.0 h"
+
+
+def test_decode_writes_class_map_and_summary(ground_models, tmp_path):
+    run = orbitlite("onboard", "run", str(SPYNDEX_NPY), "--bands", SPYNDEX_BANDS, "--model",
+                    str(ground_models["tflite"]), "--out", str(tmp_path / "products"))
+    assert run.returncode == 0, run.stderr
+    (product,) = (tmp_path / "products").glob("*.msgpack")
+    result = orbitlite("downlink", "decode", str(product), "--out", str(tmp_path / "decoded"), "--link", "s-band")
+    assert result.returncode == 0, result.stderr
+    assert "10 x 10 tiles of 32 x 32 px, 100 classified" in result.stdout
+    assert "on S-band 2 Mbit/s" in result.stdout
+    summary = json.loads(next((tmp_path / "decoded").glob("*.json")).read_text())
+    assert sum(summary["histogram"].values()) == 100 and summary["scene_bytes"] == 720_000
+    assert summary["product_bytes"] == product.stat().st_size
+    with Image.open(next((tmp_path / "decoded").glob("*.classmap.png"))) as png:
+        assert png.size[0] > 100 and png.size[1] > 100
+
+
+def test_decode_of_a_missing_product(tmp_path):
+    assert_one_line_error(orbitlite("downlink", "decode", str(tmp_path / "none.msgpack")), "cannot be read")

@@ -1,0 +1,67 @@
+"""The board runs `onboard` with numpy, msgpack, pyserial and a TFLite interpreter only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY
+
+# Run in a fresh interpreter where importing TensorFlow (or Keras, or the ground side) fails,
+# as on a board where they are not installed.
+BLOCKER = textwrap.dedent("""
+    import importlib.abc, sys
+    BLOCKED = {"tensorflow", "tf_keras", "keras", "tensorflow_model_optimization"} | set(sys.argv[1:])
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def _python(code: str, also_blocked: tuple[str, ...] = ("ground", "models", "hil")) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code), *also_blocked], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_the_blocker_blocks():
+    result = _python("import tensorflow")
+    assert result.returncode != 0 and "blocked" in result.stderr
+
+
+def test_import_onboard_without_tensorflow():
+    result = _python("""
+        import onboard, onboard.cli, onboard.runner, onboard.model, onboard.product, onboard._native
+        import sys
+        assert not [m for m in sys.modules if m.split(".")[0] in BLOCKED], sorted(sys.modules)
+        print("ok")
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_orbitlite_onboard_run_without_tensorflow(ground_models, tmp_path):
+    result = _python(f"""
+        import sys
+        from orbitlite.cli import cli
+        try:
+            cli.main(["onboard", "run", {str(SPYNDEX_NPY)!r}, "--bands", {SPYNDEX_BANDS!r},
+                      "--model", {str(ground_models["tflite"])!r}, "--out", {str(tmp_path)!r}])
+        except SystemExit as e:
+            assert e.code in (0, None), e.code
+        loaded = [m for m in sys.modules if m.split(".")[0] in BLOCKED]
+        assert not loaded, loaded
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "100 tiles" in result.stdout
+    assert len(list(tmp_path.glob("*.msgpack"))) == 1
+
+
+def test_ground_command_without_tensorflow_says_what_to_install(tmp_path):
+    result = _python(f"""
+        from orbitlite.cli import cli
+        cli.main(["ground", "train", "--data", {str(tmp_path / "d.npz")!r}, "--out", {str(tmp_path / "m.keras")!r}])
+    """, also_blocked=())
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "pip install 'orbitlite[ground]'" in result.stderr
