@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+from ground.synthetic import generate_patches
 from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY
 
 # Run in a fresh interpreter where importing TensorFlow (or Keras, or the ground side) fails,
@@ -59,6 +60,7 @@ def test_orbitlite_onboard_run_without_tensorflow(ground_models, tmp_path):
 
 
 def test_ground_command_without_tensorflow_says_what_to_install(tmp_path):
+    generate_patches(2, size=8, bands=("B04", "B08")).save(tmp_path / "d.npz")
     result = _python(f"""
         from orbitlite.cli import cli
         cli.main(["ground", "train", "--data", {str(tmp_path / "d.npz")!r}, "--out", {str(tmp_path / "m.keras")!r}])

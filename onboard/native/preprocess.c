@@ -11,8 +11,15 @@ static inline int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi) {
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* Written as comparisons, not fminf/fmaxf, whose NaN rules keep them from vectorising. A NaN
+ * becomes lo; the caller is told of it through the count of non-finite samples. */
+static inline float clamp_f32(float v, float lo, float hi) {
+    v = v >= lo ? v : lo;
+    return v <= hi ? v : hi;
+}
+
 #define OL_TO_INT(OUT_T) \
-    (OUT_T)(int32_t)(((fminf(fmaxf(v, lo), hi) + OL_ROUND_MAGIC) - OL_ROUND_MAGIC) + zp)
+    (OUT_T)(int32_t)(((clamp_f32(v, lo, hi) + OL_ROUND_MAGIC) - OL_ROUND_MAGIC) + zp)
 
 /* One row of one channel: tile_cols samples from column col0 on, written `channels` apart.
  * Columns left or right of the scene repeat its first or last column; the in-scene run over a
