@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -16,7 +17,7 @@ from ground.tf import keras, quiet_stderr, tf
 from ground.patches import PatchSet
 from ground.record import ModelRecord
 from ground.train import normalize, predict
-from onboard.files import write_verified
+from onboard.files import ensure_writable_dir, write_verified
 from onboard.manifest import Accuracy, Manifest, Quantization, TensorSpec, sidecar_path
 from onboard.model import interpreter_class, load_model
 from onboard.preprocess import TilePreprocessor
@@ -68,11 +69,12 @@ def evaluate_tflite(model_path: Path, patches: PatchSet, threads: int = 1) -> np
 
 def write_tflite(model: keras.Model, record: ModelRecord, train: PatchSet, test: PatchSet, out: Path,
                  model_id: str) -> Manifest:
-    """Convert, write `out` and its manifest, measure Keras and TFLite accuracy on `test`."""
+    """Convert, measure Keras and TFLite accuracy on `test`, and write `out` and its manifest.
+    The TFLite model is evaluated from a scratch copy, so `out` only ever holds a finished pair."""
+    ensure_writable_dir(out.parent)
     started = time.perf_counter()
     content = convert_int8(model, record, train)
     seconds = time.perf_counter() - started
-    write_verified(out, content)
     cls, _ = interpreter_class()
     interp = cls(model_content=content)
     manifest = Manifest(
@@ -86,13 +88,17 @@ def write_tflite(model: keras.Model, record: ModelRecord, train: PatchSet, test:
                     "tensorflow": tf.__version__, "seconds": round(seconds, 2)},
         target="cpu", training={"history": record.history, "split_seed": record.split_seed},
     )
-    manifest.write(sidecar_path(out))
     keras_top = predict(model, record, test)
-    tflite_top = evaluate_tflite(out, test)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".convert-") as scratch:
+        draft = Path(scratch) / out.name
+        write_verified(draft, content)
+        manifest.write(sidecar_path(draft))
+        tflite_top = evaluate_tflite(draft, test)
     manifest = dataclasses.replace(manifest, accuracy=Accuracy(
         dataset=record.dataset, split="test", samples=len(test),
         keras=round(float((keras_top == test.y).mean()), 4),
         tflite=round(float((tflite_top == test.y).mean()), 4),
         agreement=round(float((keras_top == tflite_top).mean()), 4)))
+    write_verified(out, content)
     manifest.write(sidecar_path(out))
     return manifest

@@ -55,14 +55,16 @@ def utc_now() -> datetime:
 
 
 def classify_scene(scene: Scene, model: LoadedModel, *, clock: Clock, now: Callable[[], datetime] = utc_now,
-                   progress: Progress | None = None, uncertain_below: int = 128) -> Product:
-    """Run `model` over every tile of `scene` and return the product."""
+                   uncertain_below: int = 128) -> Product:
+    """Run `model` over every tile of `scene` (with a progress bar at a terminal) and return the
+    product."""
     manifest = model.manifest
     pre = TilePreprocessor(scene, manifest)
     grid = TileGrid.covering(scene.shape, manifest.tile_shape)
-    started = clock()
-    classes, confidence = classify_tiles(model, pre, grid.origins(), progress)
-    seconds = clock() - started
+    with progress_bar(len(grid), f"classifying {scene.id}") as bar:
+        started = clock()
+        classes, confidence = classify_tiles(model, pre, grid.origins(), bar.update)
+        seconds = clock() - started
     return Product(
         scene_id=scene.id, scene_shape=scene.shape, scene_bands=scene.bands, scene_bytes=scene.nbytes,
         footprint=scene.footprint, model_id=manifest.id, model_sha256=manifest.sha256,
@@ -81,12 +83,9 @@ def product_path(out_dir: Path, scene: Scene, model: LoadedModel) -> Path:
 
 def run_scene(scene: Scene, model_path: Path, out_dir: Path, *, threads: int = 1, batch: int = 256,
               clock: Clock = time.perf_counter) -> tuple[Product, Path]:
-    """Classify `scene` with the model at `model_path`, with a progress bar on stderr, and write
-    the product into `out_dir`. The output directory is checked before any work is done."""
+    """Classify `scene` with the model at `model_path` and write the product into `out_dir`.
+    The output directory is checked before any work is done."""
     ensure_writable_dir(out_dir)
     model = load_model(model_path, threads=threads, batch=batch)
-    TilePreprocessor(scene, model.manifest)  # refuses a scene lacking a band before the bar starts
-    tiles = len(TileGrid.covering(scene.shape, model.manifest.tile_shape))
-    with progress_bar(tiles, f"classifying {scene.id}") as bar:
-        product = classify_scene(scene, model, clock=clock, progress=bar.update)
+    product = classify_scene(scene, model, clock=clock)
     return product, product.write(product_path(out_dir, scene, model))

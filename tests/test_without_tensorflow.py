@@ -67,3 +67,13 @@ def test_ground_command_without_tensorflow_says_what_to_install(tmp_path):
     """, also_blocked=())
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "pip install 'orbitlite[ground]'" in result.stderr
+
+
+def test_no_interpreter_at_all_is_one_clear_line(ground_models, tmp_path):
+    result = _python(f"""
+        from orbitlite.cli import cli
+        cli.main(["onboard", "run", {str(SPYNDEX_NPY)!r}, "--bands", {SPYNDEX_BANDS!r},
+                  "--model", {str(ground_models["tflite"])!r}, "--out", {str(tmp_path)!r}])
+    """, also_blocked=("ai_edge_litert", "tflite_runtime"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no TFLite interpreter installed: pip install ai-edge-litert" in result.stderr
