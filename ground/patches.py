@@ -17,10 +17,13 @@ class DatasetError(OrbitliteError):
     """A dataset that is missing, malformed or does not fit the task."""
 
 
+SINGLE_LABEL, MULTI_LABEL = "single-label", "multi-label"
+
+
 @dataclass
 class PatchSet:
-    x: np.ndarray  # N x rows x cols x bands, uint16 reflectance x 10000 (or float32)
-    y: np.ndarray  # N class indices
+    x: np.ndarray  # N x rows x cols x bands: uint16 reflectance x 10000, uint8 or float32
+    y: np.ndarray  # N class indices (single-label), or N x classes of 0/1 (multi-label)
     bands: tuple[str, ...]
     classes: tuple[str, ...]
     source: str  # where the pixels came from; synthetic sets say so
@@ -30,6 +33,18 @@ class PatchSet:
             raise DatasetError(
                 f"{self.source}: patches {self.x.shape} do not fit {len(self.y)} labels and bands {self.bands}"
             )
+        if self.y.ndim == 2 and self.y.shape[1] != len(self.classes):
+            raise DatasetError(f"{self.source}: multi-hot labels of width {self.y.shape[1]} for {len(self.classes)} classes")
+
+    @property
+    def task(self) -> str:
+        return MULTI_LABEL if self.y.ndim == 2 else SINGLE_LABEL
+
+    def class_counts(self) -> np.ndarray:
+        """Patches per class (a multi-label patch counts once for each of its classes)."""
+        if self.task == MULTI_LABEL:
+            return self.y.sum(axis=0).astype(np.int64)
+        return np.bincount(self.y, minlength=len(self.classes))
 
     def __len__(self) -> int:
         return len(self.y)
@@ -42,12 +57,17 @@ class PatchSet:
         return PatchSet(self.x[index], self.y[index], self.bands, self.classes, self.source)
 
     def split(self, fractions: tuple[float, ...], seed: int) -> list["PatchSet"]:
-        """A stratified split: each class is shuffled with `seed` and cut at the same fractions."""
+        """A stratified split: each class is shuffled with `seed` and cut at the same fractions.
+        Multi-label patches are stratified by their rarest class."""
         rng = np.random.default_rng(seed)
         parts: list[list[np.ndarray]] = [[] for _ in fractions]
         bounds = np.cumsum((0.0, *fractions))
-        for c in range(len(self.classes)):
-            members = rng.permutation(np.flatnonzero(self.y == c))
+        strata = self.y
+        if self.task == MULTI_LABEL:
+            rarity = np.where(self.y > 0, self.class_counts()[None, :], np.iinfo(np.int64).max)
+            strata = np.where(self.y.any(axis=1), rarity.argmin(axis=1), -1)
+        for c in np.unique(strata):
+            members = rng.permutation(np.flatnonzero(strata == c))
             cuts = np.round(bounds / bounds[-1] * len(members)).astype(int)
             for i in range(len(fractions)):
                 parts[i].append(members[cuts[i]:cuts[i + 1]])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from hil.bench import benchmark
+from onboard.bench import benchmark
 from onboard.files import write_verified
 
 

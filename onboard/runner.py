@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -22,15 +22,11 @@ Clock = Callable[[], float]
 Progress = Callable[[int], None]
 
 
-def classify_tiles(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarray,
-                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 class and confidence (probability x 255, uint8) of the tiles at `origins`."""
+def iter_scores(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """For each batch of tiles at `origins`: its first index and the model's raw output for it
+    (quantized for an int8 model; see `dequantize`)."""
     n = len(origins)
-    classes = np.empty(n, dtype=np.uint8)
-    confidence = np.empty(n, dtype=np.uint8)
     interp, batch = model.interpreter, model.batch
-    quant = model.manifest.output.quantization
-    scale, zero_point = (quant.scale, quant.zero_point) if quant else (1.0, 0)
     for start in range(0, n, batch):
         chunk = origins[start:start + batch]
         k = len(chunk)
@@ -40,14 +36,39 @@ def classify_tiles(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarra
         pre(chunk, buffer)
         del buffer  # the interpreter refuses to run while a view of its memory is held
         interp.invoke()
-        scores = interp.get_tensor(model.output_index)[:k]
-        top = scores.argmax(axis=1)
-        prob = (scores[np.arange(k), top].astype(np.float32) - zero_point) * scale
+        yield start, interp.get_tensor(model.output_index)[:k]
+
+
+def dequantize(model: LoadedModel, raw: np.ndarray) -> np.ndarray:
+    """Probabilities (float32) from the model's raw output."""
+    quant = model.manifest.output.quantization
+    if quant is None:
+        return raw.astype(np.float32, copy=False)
+    return (raw.astype(np.float32) - np.float32(quant.zero_point)) * np.float32(quant.scale)
+
+
+def classify_tiles(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarray,
+                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 class and confidence (probability x 255, uint8) of the tiles at `origins`."""
+    classes = np.empty(len(origins), dtype=np.uint8)
+    confidence = np.empty(len(origins), dtype=np.uint8)
+    for start, raw in iter_scores(model, pre, origins):
+        k = len(raw)
+        top = raw.argmax(axis=1)  # dequantizing is monotonic: the top class is the same
+        prob = dequantize(model, raw[np.arange(k), top])
         classes[start:start + k] = top
         confidence[start:start + k] = np.clip(np.rint(prob * 255), 0, 255)
         if progress:
             progress(k)
     return classes, confidence
+
+
+def score_tiles(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarray) -> np.ndarray:
+    """Probabilities of every class for every tile at `origins` (for evaluation on the ground)."""
+    scores = np.empty((len(origins), len(model.manifest.classes)), dtype=np.float32)
+    for start, raw in iter_scores(model, pre, origins):
+        scores[start:start + len(raw)] = dequantize(model, raw)
+    return scores
 
 
 def utc_now() -> datetime:

@@ -1,6 +1,7 @@
 """Benchmarking a model on the board the way TFLite's `benchmark_model` reports it: init time,
 first inference, warm-up average, then min, max, mean, std and percentiles of counted runs, and
-peak memory, so the numbers sit side by side with benchmark_model's."""
+peak memory, so the numbers sit side by side with benchmark_model's. It lives in the runtime
+because it runs on the board: `hil` drives it there, the ground uses it for host latency."""
 
 from __future__ import annotations
 
