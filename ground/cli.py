@@ -87,20 +87,25 @@ def train(data: Path, out: Path, arch: str, epochs: int, batch_size: int, optimi
 @_data_option
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path), help="The trained .keras model.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The pruned .keras model to write.")
-@click.option("--sparsity", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True))
+@click.option("--method", default="magnitude", show_default=True, type=click.Choice(["magnitude", "2:4", "xnnpack"]),
+              help="Unstructured magnitude pruning; 2:4 structured sparsity; or only the layers XNNPACK's sparse kernels use.")
+@click.option("--sparsity", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Target sparsity (magnitude and xnnpack; 2:4 is 50%).")
 @click.option("--schedule", default="polynomial", show_default=True, type=click.Choice(["polynomial", "constant"]))
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(1), help="Fine-tuning epochs.")
 @click.option("--lr", default=1e-3, show_default=True, type=float)
-def prune(data: Path, model_path: Path, out: Path, sparsity: float, schedule: str, epochs: int, lr: float) -> None:
-    """Magnitude-prune a trained model to a target sparsity while fine-tuning."""
+def prune(data: Path, model_path: Path, out: Path, method: str, sparsity: float, schedule: str, epochs: int,
+          lr: float) -> None:
+    """Prune a trained model while fine-tuning."""
     from ground.patches import load_patches
 
     patches = load_patches(data)
     from ground.pipeline import prune_model
+    from ground.prune import PruneSpec
     from ground.train import TrainConfig
 
-    _, record, entry = prune_model(patches, model_path, out, sparsity,
-                                   TrainConfig(epochs=epochs, learning_rate=lr), schedule)
+    _, record, entry = prune_model(patches, model_path, out, PruneSpec(method, sparsity, schedule),
+                                   TrainConfig(epochs=epochs, learning_rate=lr))
     click.echo(f"sparsity {record.sparsity:.2%}, validation accuracy {entry['epochs'][-1]['val_accuracy']:.4f} -> {out}")
 
 
@@ -109,18 +114,145 @@ def prune(data: Path, model_path: Path, out: Path, sparsity: float, schedule: st
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path), help="The .keras model.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The .tflite to write (manifest: OUT.json).")
 @click.option("--id", "model_id", help="Model id in the manifest [default: the output's stem].")
-def convert(data: Path, model_path: Path, out: Path, model_id: str | None) -> None:
-    """Convert to full-integer int8 TFLite and write its manifest, with Keras and TFLite accuracy
+@click.option("--profile", default="int8", show_default=True,
+              type=click.Choice(["fp32", "fp16", "dynamic", "int8", "edgetpu"]),
+              help="fp32; fp16 weights; dynamic-range int8 weights; full-integer int8; int8 with a static batch for the Edge TPU.")
+def convert(data: Path, model_path: Path, out: Path, model_id: str | None, profile: str) -> None:
+    """Convert to TFLite under a profile and write its manifest, with Keras and TFLite accuracy
     on the held-out test split."""
     from ground.patches import load_patches
 
     patches = load_patches(data)
     from ground.pipeline import convert_model
 
-    m = convert_model(patches, model_path, out, model_id or out.stem)
+    m = convert_model(patches, model_path, out, model_id or out.stem, profile)
     a = m.accuracy
     click.echo(f"{out}: {m.size_bytes} bytes, test accuracy Keras {a.keras:.4f} TFLite {a.tflite:.4f} "
                f"agreement {a.agreement:.4f} ({a.samples} patches)")
+
+
+@ground.command()
+@_data_option
+@click.option("--teacher", "teacher_path", required=True, type=click.Path(path_type=Path), help="The trained teacher (.keras).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The student .keras model to write.")
+@click.option("--arch", default="cnn-s", show_default=True, type=click.Choice(["cnn-s", "cnn-l"]), help="The student's architecture.")
+@click.option("--temperature", default=4.0, show_default=True, type=click.FloatRange(min=1.0))
+@click.option("--alpha", default=0.1, show_default=True, type=click.FloatRange(0, 1), help="Weight of the label loss; the rest is the teacher's.")
+@click.option("--epochs", default=15, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=3e-3, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+def distill(data: Path, teacher_path: Path, out: Path, arch: str, temperature: float, alpha: float, epochs: int,
+            lr: float, seed: int) -> None:
+    """Train a small student from a teacher's softened predictions (knowledge distillation)."""
+    from ground.patches import load_patches
+
+    patches = load_patches(data)
+    from ground.pipeline import distill_model
+    from ground.train import TrainConfig
+    from models.zoo_cnn import ZooConfig
+
+    _, record, entry = distill_model(patches, teacher_path, out, ZooConfig(size=arch, seed=seed),
+                                     TrainConfig(epochs=epochs, learning_rate=lr, seed=seed), temperature, alpha)
+    click.echo(f"{record.architecture}: {record.parameters} parameters, validation accuracy "
+               f"{entry['epochs'][-1]['val_accuracy']:.4f} -> {out}")
+
+
+@ground.command()
+@_data_option
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path), help="The trained .keras model.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The quantization-aware model to write (.h5).")
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=5e-4, show_default=True, type=float)
+def qat(data: Path, model_path: Path, out: Path, epochs: int, lr: float) -> None:
+    """Fine-tune with quantization-aware training; convert the result with --profile int8."""
+    from ground.patches import load_patches
+
+    patches = load_patches(data)
+    from ground.pipeline import qat_model
+    from ground.train import TrainConfig
+
+    _, _, entry = qat_model(patches, model_path, out, TrainConfig(epochs=epochs, learning_rate=lr))
+    click.echo(f"quantization-aware: validation accuracy {entry['epochs'][-1]['val_accuracy']:.4f} -> {out}")
+
+
+@ground.command()
+@_data_option
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path), help="The .tflite model (manifest beside it).")
+@click.option("--keras", "keras_path", type=click.Path(path_type=Path), help="Its Keras original, to measure their agreement.")
+@click.option("--split", "split_name", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--runs", default=200, show_default=True, type=click.IntRange(1), help="Timed invokes for the host latency.")
+def evaluate(data: Path, model_path: Path, keras_path: Path | None, split_name: str, runs: int) -> None:
+    """Evaluate a converted model: metrics, agreement with Keras, host latency; writes
+    MODEL.eval.json and a model card MODEL.md beside it."""
+    from ground.patches import load_patches
+    from onboard.manifest import read_manifest, sidecar_path
+
+    patches = load_patches(data)
+    manifest = read_manifest(sidecar_path(model_path))
+    from ground.evaluate import card_path, evaluate as run_evaluation, evaluation_path, model_card
+    from ground.pipeline import split
+    from ground.train import check_bands, load_keras, predict
+    from ground.record import ModelRecord
+    from onboard.files import write_verified
+
+    part = dict(zip(("train", "val", "test"), split(patches, int(manifest.training.get("split_seed", 0)))))[split_name]
+    keras_scores = None
+    if keras_path:
+        record = ModelRecord.load(keras_path)
+        check_bands(patches, record)
+        keras_scores = predict(load_keras(keras_path), record, part)
+    ev = run_evaluation(model_path, part, split_name, keras_scores, runs)
+    click.echo(f"{ev.model} on {ev.dataset} ({split_name}, {ev.samples} samples):")
+    for k, v in ev.metrics.items():
+        click.echo(f"  {k:<10} {v:.4f}")
+    if ev.keras_agreement is not None:
+        click.echo(f"  agreement with Keras {ev.keras_agreement:.4f}")
+    click.echo("  per-class F1: " + ", ".join(f"{c} {f:.3f}" for c, f in ev.per_class_f1.items()))
+    click.echo(f"  host latency {ev.latency['avg_us']:.1f} us (p90 {ev.latency['p90_us']:.1f}), {ev.size_bytes} bytes")
+    click.echo(f"evaluation -> {ev.write(evaluation_path(model_path))}")
+    click.echo(f"model card -> {write_verified(card_path(model_path), model_card(manifest, ev).encode())}")
+
+
+@ground.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Also write the report (markdown) here.")
+def preflight(model: Path, out: Path | None) -> None:
+    """Pre-flight report of a .tflite: operators, Edge TPU compatibility, XNNPACK sparse
+    eligibility, size raw and gzipped, measured sparsity."""
+    from ground.preflight import preflight as run_preflight
+    from onboard.errors import ModelError
+    from onboard.files import write_verified
+
+    try:
+        content = model.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model {model} cannot be read: {exc.strerror}") from None
+    report = run_preflight(content, model.name).to_markdown()
+    click.echo(report, nl=False)
+    if out:
+        write_verified(out, report.encode())
+
+
+@ground.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The PNG to write.")
+def pareto(models: tuple[Path, ...], out: Path) -> None:
+    """Plot accuracy against size and latency for evaluated models (run `ground evaluate` on
+    each MODEL first)."""
+    from ground.evaluate import evaluation_path
+    from ground.patches import DatasetError
+    from ground.render import pareto as plot
+
+    points, metric = [], None
+    for m in models:
+        try:
+            ev = json.loads(evaluation_path(m).read_text())
+        except (OSError, ValueError):
+            raise DatasetError(f"{evaluation_path(m)} not found or unreadable: run `orbitlite ground evaluate` on {m}") from None
+        name, value = next(iter(ev["metrics"].items()))
+        metric = metric or name
+        points.append((ev["model"], value, ev["size_bytes"], ev["latency"]["avg_us"]))
+    click.echo(f"{len(points)} models -> {plot(points, metric, out)}")
 
 
 @click.group()

@@ -10,6 +10,7 @@ import click
 import numpy as np
 
 from ground.downlink import Link, format_bytes, format_seconds
+from ground.prune import PruneSpec
 from ground.pipeline import convert_model, prune_model, train_model
 from ground.render import scene_and_class_map
 from ground.scenes import spyndex_sentinel2
@@ -45,7 +46,7 @@ def run_demo(out: Path, link: Link, per_class: int = 400, epochs: int = 15, prun
                f"{last['samples_per_s']:.0f} samples/s -> {out / 'cnn-l.keras'}")
 
     _step("ground: magnitude-prune to 50% sparsity and fine-tune (tensorflow-model-optimization)")
-    _, record, entry = prune_model(patches, out / "cnn-l.keras", out / "cnn-l-pruned.keras", 0.5,
+    _, record, entry = prune_model(patches, out / "cnn-l.keras", out / "cnn-l-pruned.keras", PruneSpec(sparsity=0.5),
                                    TrainConfig(epochs=prune_epochs, learning_rate=1e-3, seed=seed))
     click.echo(f"measured sparsity {record.sparsity:.1%}; validation accuracy "
                f"{entry['epochs'][-1]['val_accuracy']:.3f} -> {out / 'cnn-l-pruned.keras'}")

@@ -1,16 +1,18 @@
-"""The ground steps end to end on one patch set: train, prune, convert. Shared by the CLI
-commands and the demo, so both do exactly the same thing."""
+"""The ground steps on one patch set: train, prune, distill, quantization-aware training,
+convert. Shared by the CLI commands and the demo, so both do exactly the same thing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-
 from ground.tf import keras
 from ground.convert import write_tflite
-from ground.patches import PatchSet
+from ground.distill import distillation_objective
+from ground.patches import MULTI_LABEL, DatasetError, PatchSet
+from ground.prune import PruneSpec, prune
+from ground.qat import quantization_aware
 from ground.record import ModelRecord
-from ground.train import SPLIT, TrainConfig, check_bands, fit, load_keras, prune
+from ground.train import SPLIT, TrainConfig, check_bands, fit, load_keras
 from models.zoo_cnn import ZooConfig, build_zoo_cnn
 from onboard.manifest import Manifest
 
@@ -20,35 +22,73 @@ def split(patches: PatchSet, seed: int) -> tuple[PatchSet, PatchSet, PatchSet]:
     return train, val, test
 
 
-def train_model(patches: PatchSet, out: Path, zoo: ZooConfig, config: TrainConfig, split_seed: int = 0) -> tuple[keras.Model, ModelRecord, dict]:
-    train, val, _ = split(patches, split_seed)
+def new_model(patches: PatchSet, zoo: ZooConfig, split_seed: int) -> tuple[keras.Model, ModelRecord]:
+    """An untrained model for `patches`, and its record with the training split's band statistics."""
+    train, _, _ = split(patches, split_seed)
     mean, std = train.band_stats()
-    model = build_zoo_cnn(patches.x.shape[1:], len(patches.classes), zoo)
+    head = "sigmoid" if patches.task == MULTI_LABEL else "softmax"
+    model = build_zoo_cnn(patches.x.shape[1:], len(patches.classes), zoo, head=head)
     record = ModelRecord(
         architecture=f"zoo-{zoo.size}", bands=patches.bands, classes=patches.classes,
         mean=tuple(round(float(m), 4) for m in mean), std=tuple(round(float(s), 4) for s in std),
-        parameters=int(model.count_params()), dataset=patches.source, split_seed=split_seed,
+        parameters=int(model.count_params()), dataset=patches.source, split_seed=split_seed, task=patches.task,
     )
+    return model, record
+
+
+def train_model(patches: PatchSet, out: Path, zoo: ZooConfig, config: TrainConfig,
+                split_seed: int = 0) -> tuple[keras.Model, ModelRecord, dict]:
+    model, record = new_model(patches, zoo, split_seed)
+    train, val, _ = split(patches, split_seed)
     entry = fit(model, record, train, val, config, stage="train")
     save_keras(model, record, out)
     return model, record, entry
 
 
-def prune_model(patches: PatchSet, model_path: Path, out: Path, sparsity: float, config: TrainConfig,
-                schedule: str = "polynomial") -> tuple[keras.Model, ModelRecord, dict]:
+def _load(patches: PatchSet, model_path: Path) -> tuple[keras.Model, ModelRecord]:
     model, record = load_keras(model_path), ModelRecord.load(model_path)
     check_bands(patches, record)
+    return model, record
+
+
+def prune_model(patches: PatchSet, model_path: Path, out: Path, spec: PruneSpec,
+                config: TrainConfig) -> tuple[keras.Model, ModelRecord, dict]:
+    model, record = _load(patches, model_path)
     train, val, _ = split(patches, record.split_seed)
-    pruned = prune(model, record, train, val, sparsity, config, schedule)
+    pruned = prune(model, record, train, val, spec, config)
     save_keras(pruned, record, out)
     return pruned, record, record.history[-1]
 
 
-def convert_model(patches: PatchSet, model_path: Path, out: Path, model_id: str) -> Manifest:
-    model, record = load_keras(model_path), ModelRecord.load(model_path)
-    check_bands(patches, record)
+def distill_model(patches: PatchSet, teacher_path: Path, out: Path, student: ZooConfig, config: TrainConfig,
+                  temperature: float, alpha: float) -> tuple[keras.Model, ModelRecord, dict]:
+    """Train a new `student` on `patches` with the teacher at `teacher_path`, on the teacher's split."""
+    teacher, teacher_record = _load(patches, teacher_path)
+    model, record = new_model(patches, student, teacher_record.split_seed)
+    train, val, _ = split(patches, record.split_seed)
+    objective = distillation_objective(teacher, teacher_record, record.task, train, val, temperature, alpha)
+    entry = fit(model, record, train, val, config, stage=f"distill-from-{teacher_record.architecture}-T{temperature:g}",
+                objective=objective)
+    save_keras(model, record, out)
+    return model, record, entry
+
+
+def qat_model(patches: PatchSet, model_path: Path, out: Path, config: TrainConfig) -> tuple[keras.Model, ModelRecord, dict]:
+    if out.suffix != ".h5":
+        # tf-keras cannot reload tfmot's quantize layers from the .keras format (their variables
+        # are re-created differently); HDF5 round-trips them.
+        raise DatasetError(f"{out}: quantization-aware models are saved as HDF5; name the output *.h5")
+    model, record = _load(patches, model_path)
+    train, val, _ = split(patches, record.split_seed)
+    qat = quantization_aware(model, record, train, val, config)
+    save_keras(qat, record, out)
+    return qat, record, record.history[-1]
+
+
+def convert_model(patches: PatchSet, model_path: Path, out: Path, model_id: str, profile: str = "int8") -> Manifest:
+    model, record = _load(patches, model_path)
     train, _, test = split(patches, record.split_seed)
-    return write_tflite(model, record, train, test, out, model_id)
+    return write_tflite(model, record, train, test, out, model_id, profile)
 
 
 def save_keras(model: keras.Model, record: ModelRecord, out: Path) -> None:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ground.patches import DatasetError
+from ground.patches import SINGLE_LABEL, DatasetError
 from onboard.files import write_verified
 from onboard.manifest import sidecar_path
 
@@ -24,6 +24,7 @@ class ModelRecord:
     parameters: int
     dataset: str  # the dataset's source; synthetic sets say so
     split_seed: int
+    task: str = SINGLE_LABEL
     sparsity: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)  # one entry per training stage
 

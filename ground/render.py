@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 from onboard.files import write_verified  # noqa: E402
 from onboard.product import NODATA, Product  # noqa: E402
@@ -84,4 +85,34 @@ def class_map(product: Product, path: Path) -> Path:
               interpolation="nearest")
     ax.set_title(f"{product.scene_id} / {product.model_id}")
     _legend(ax, product)
+    return _save(fig, path)
+
+
+def pareto(points: list[tuple[str, float, float, float]], metric: str, path: Path) -> Path:
+    """Accuracy against size and against latency, one point per model (name, metric, size in
+    bytes, latency in us), with the Pareto front of each panel drawn through the points no other
+    point beats on both axes."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, col, label in ((axes[0], 2, "size (kB)"), (axes[1], 3, "host latency, batch 1 (us)")):
+        xs = np.array([p[col] / (1000 if col == 2 else 1) for p in points])
+        ys = np.array([p[1] for p in points])
+        ax.scatter(xs, ys, s=30, color="#1f5fbf", zorder=3)
+        for (name, *_), x, y in zip(points, xs, ys):
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        order = np.lexsort((-ys, xs))
+        front, best = [], -np.inf
+        for i in order:
+            if ys[i] > best:
+                front.append(i)
+                best = ys[i]
+        ax.step(xs[front], ys[front], where="post", color="#d62728", lw=1, marker="o", mfc="none", ms=9,
+                label="Pareto front", zorder=2)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(ScalarFormatter())
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(metric)
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"{metric} against size and latency")
     return _save(fig, path)

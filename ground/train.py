@@ -1,4 +1,5 @@
-"""Training and magnitude pruning of Keras classifiers on labelled patches."""
+"""Training Keras classifiers on labelled patches: the objective per task, the fit loop with
+progress and samples/s, prediction and loading."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 import numpy as np
 
 from ground.tf import keras, tfmot
-from ground.patches import DatasetError, PatchSet
+from ground.patches import MULTI_LABEL, DatasetError, PatchSet
 from ground.record import ModelRecord
 from onboard.progress import progress_bar
 
@@ -80,13 +81,33 @@ def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     return kinds[config.optimizer](**kwargs)
 
 
+@dataclass
+class Objective:
+    """What a fit minimises and reports, and the targets it compares the model's output with.
+    Its headline metric is always named `accuracy`, so every stage logs `val_accuracy`."""
+
+    loss: Any
+    metrics: list
+    train_targets: np.ndarray
+    val_targets: np.ndarray
+
+
+def objective_for(task: str, train: PatchSet, val: PatchSet) -> Objective:
+    if task == MULTI_LABEL:
+        return Objective(keras.losses.BinaryCrossentropy(), [keras.metrics.BinaryAccuracy(name="accuracy")],
+                         train.y.astype(np.float32), val.y.astype(np.float32))
+    return Objective("sparse_categorical_crossentropy", ["accuracy"], train.y, val.y)
+
+
 def fit(model: keras.Model, record: ModelRecord, train: PatchSet, val: PatchSet, config: TrainConfig,
-        stage: str, callbacks: list | None = None) -> dict[str, Any]:
+        stage: str, callbacks: list | None = None, objective: Objective | None = None) -> dict[str, Any]:
     """Compile and fit `model`; append the stage's log to the record and return it."""
     keras.utils.set_random_seed(config.seed)
-    model.compile(optimizer=_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    objective = objective or objective_for(record.task, train, val)
+    model.compile(optimizer=_optimizer(config), loss=objective.loss, metrics=objective.metrics)
     progress = EpochProgress(stage, len(train), config.batch_size)
-    model.fit(normalize(train.x, record), train.y, validation_data=(normalize(val.x, record), val.y),
+    model.fit(normalize(train.x, record), objective.train_targets,
+              validation_data=(normalize(val.x, record), objective.val_targets),
               epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
               callbacks=[progress, *(callbacks or [])])
     entry = {"stage": stage, "config": config.__dict__, "epochs": progress.log}
@@ -94,41 +115,17 @@ def fit(model: keras.Model, record: ModelRecord, train: PatchSet, val: PatchSet,
     return entry
 
 
-def measured_sparsity(model: keras.Model) -> float:
-    """Fraction of exact zeros among the conv and dense kernels."""
-    kernels = [w.numpy() for layer in model.layers for w in layer.trainable_weights if "kernel" in w.name]
-    total = sum(k.size for k in kernels)
-    return float(sum(int((k == 0).sum()) for k in kernels) / total) if total else 0.0
-
-
-def prune(model: keras.Model, record: ModelRecord, train: PatchSet, val: PatchSet, sparsity: float,
-          config: TrainConfig, schedule: str = "polynomial") -> keras.Model:
-    """Magnitude-prune `model` to `sparsity` while fine-tuning, and strip the pruning wrappers."""
-    if not 0 < sparsity < 1:
-        raise DatasetError(f"sparsity must be between 0 and 1, got {sparsity}")
-    steps = config.epochs * -(-len(train) // config.batch_size)
-    if schedule == "constant":
-        sched = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=max(1, steps // 20))
-    elif schedule == "polynomial":
-        sched = tfmot.sparsity.keras.PolynomialDecay(0.0, sparsity, begin_step=0, end_step=max(1, steps * 2 // 3),
-                                                     frequency=max(1, steps // 20))
-    else:
-        raise DatasetError(f"unknown pruning schedule {schedule!r}; choose constant or polynomial")
-    pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=sched)
-    fit(pruned, record, train, val, config, stage=f"prune-{sparsity:g}",
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
-    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
-    record.sparsity = round(measured_sparsity(stripped), 4)
-    return stripped
-
-
 def predict(model: keras.Model, record: ModelRecord, patches: PatchSet) -> np.ndarray:
-    return model.predict(normalize(patches.x, record), batch_size=256, verbose=0).argmax(axis=1)
+    """Class probabilities of `patches`."""
+    return model.predict(normalize(patches.x, record), batch_size=256, verbose=0)
 
 
 def load_keras(path) -> keras.Model:
     try:
-        return keras.models.load_model(path)
-    except (OSError, ValueError) as exc:
+        with tfmot.quantization.keras.quantize_scope():  # quantization-aware models need its layers
+            # Uncompiled: every step compiles for its own objective, and a distilled model's loss
+            # is a closure that cannot be reloaded.
+            return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError) as exc:
         raise DatasetError(f"{path} is not a loadable Keras model: {exc}") from None
 

@@ -11,6 +11,15 @@ from pathlib import Path
 from onboard.errors import OutputError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def ensure_writable_dir(path: Path) -> Path:
     """Create `path` if needed and prove a file can be written in it."""
     try:
@@ -30,6 +39,7 @@ def write_verified(path: Path, data: bytes) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

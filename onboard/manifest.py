@@ -39,7 +39,8 @@ class Accuracy:
     samples: int
     keras: float
     tflite: float
-    agreement: float  # top-1 agreement of the TFLite model with the Keras model
+    agreement: float  # how often the TFLite model decides as the Keras model did
+    metric: str = "top-1 accuracy"  # or "micro F1" for multi-label tasks
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,106 @@
+"""Evaluating a converted model on a labelled split: the task's metrics, agreement with its
+Keras original, host latency through LiteRT, and a model card beside the manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ground.metrics import (agreement, confusion, mean_average_precision, multilabel_f1, per_class_f1,
+                            top1_accuracy)
+from ground.patches import MULTI_LABEL, PatchSet
+from onboard.bench import BenchResult, benchmark
+from onboard.files import write_verified
+from onboard.manifest import Manifest, read_manifest, sidecar_path
+
+
+@dataclass
+class Evaluation:
+    model: str
+    task: str
+    dataset: str
+    split: str
+    samples: int
+    metrics: dict[str, float]  # accuracy / macro F1 (single-label); micro F1, macro F1, mAP (multi-label)
+    per_class_f1: dict[str, float]
+    keras_agreement: float | None
+    latency: dict[str, Any]  # benchmark_model-style figures at batch 1, one thread
+    size_bytes: int
+    sparsity: float
+    confusion: list[list[int]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: Path) -> Path:
+        return write_verified(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
+
+
+def evaluation_path(model_path: Path) -> Path:
+    return Path(f"{model_path}.eval.json")
+
+
+def card_path(model_path: Path) -> Path:
+    return Path(f"{model_path}.md")
+
+
+def evaluate(model_path: Path, patches: PatchSet, split_name: str, keras_scores: np.ndarray | None = None,
+             runs: int = 200) -> Evaluation:
+    from ground.convert import tflite_scores  # the conversion module imports TensorFlow
+
+    manifest = read_manifest(sidecar_path(model_path))
+    scores = tflite_scores(model_path, patches)
+    names = list(patches.classes)
+    if patches.task == MULTI_LABEL:
+        micro, macro, per_class = multilabel_f1(patches.y, scores)
+        metrics = {"micro_f1": micro, "macro_f1": macro, "mAP": mean_average_precision(patches.y, scores)}
+        cm = None
+    else:
+        pred = scores.argmax(axis=1)
+        per_class = per_class_f1(patches.y, pred, len(names))
+        metrics = {"accuracy": top1_accuracy(scores, patches), "macro_f1": float(per_class.mean())}
+        cm = confusion(patches.y, pred, len(names)).tolist()
+    bench: BenchResult = benchmark(model_path, threads=1, batch=1, warmup=20, runs=runs)
+    return Evaluation(
+        model=manifest.id, task=patches.task, dataset=patches.source, split=split_name, samples=len(patches),
+        metrics={k: round(float(v), 4) for k, v in metrics.items()},
+        per_class_f1={n: round(float(f), 4) for n, f in zip(names, per_class)},
+        keras_agreement=None if keras_scores is None else round(agreement(keras_scores, scores, patches.task), 4),
+        latency={"threads": 1, "batch": 1, "avg_us": bench.avg_us, "p50_us": bench.p50_us, "p90_us": bench.p90_us,
+                 "std_us": bench.std_us, "init_us": bench.init_us, "interpreter": bench.interpreter},
+        size_bytes=manifest.size_bytes, sparsity=manifest.sparsity, confusion=cm,
+    )
+
+
+def model_card(manifest: Manifest, ev: Evaluation) -> str:
+    """A model card in markdown: what it is for, what it reads, how it was made, how it did."""
+    synthetic = ev.dataset.startswith("synthetic")
+    lines = [
+        f"# Model card: {manifest.id}", "",
+        f"{manifest.architecture}, {manifest.parameters} parameters, {manifest.task} classification of "
+        f"{manifest.input.shape[1]} x {manifest.input.shape[2]} px tiles in bands {','.join(manifest.bands)} "
+        f"into {len(manifest.classes)} classes ({', '.join(manifest.classes)}).", "",
+        "## Deployment", "",
+        f"- file: {manifest.size_bytes} bytes, sha256 `{manifest.sha256}`",
+        f"- conversion profile: {manifest.conversion.get('profile')} (TensorFlow {manifest.conversion.get('tensorflow')}), "
+        f"target {manifest.target}",
+        f"- input: {manifest.input.dtype} {list(manifest.input.shape)}"
+        + (f", quantization scale {manifest.input.quantization.scale:.6g} zero point {manifest.input.quantization.zero_point}"
+           if manifest.input.quantization else ""),
+        f"- normalization per band: mean {list(manifest.mean)}, std {list(manifest.std)}",
+        f"- weight sparsity: {manifest.sparsity:.1%}",
+        f"- host latency (LiteRT, 1 thread, batch 1): {ev.latency['avg_us']:.1f} us mean, {ev.latency['p90_us']:.1f} us p90", "",
+        f"## Evaluation on {ev.dataset} ({ev.split}, {ev.samples} samples)", "",
+        *([("**The evaluation data are synthetic: these figures show the pipeline works, not how the model "
+            "does on real imagery.**"), ""] if synthetic else []),
+        *[f"- {k}: {v:.4f}" for k, v in ev.metrics.items()],
+        *([f"- agreement with the Keras model: {ev.keras_agreement:.4f}"] if ev.keras_agreement is not None else []),
+        "", "| class | F1 |", "|---|---|", *[f"| {c} | {f:.3f} |" for c, f in ev.per_class_f1.items()], "",
+        "## Training", "",
+        *[f"- {h['stage']}: {len(h['epochs'])} epochs, final validation accuracy "
+          f"{h['epochs'][-1].get('val_accuracy', float('nan')):.4f}" for h in manifest.training.get("history", []) if h.get("epochs")],
+        "",
+    ]
+    return "\n".join(lines)

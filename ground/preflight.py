@@ -1,0 +1,133 @@
+"""The pre-flight report of a converted model: what is in it, whether it will run on the Edge
+TPU, whether XNNPACK's sparse kernels can use it, how big it is and how sparse it really is."""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.edgetpu import EDGETPU_OPS
+from onboard.tflite_file import Graph, read_graph
+
+# XNNPACK runs 1x1 convolutions as sparse matrix products only when at least 2/3 of their
+# weights are zero (its subgraph rewriting's threshold).
+XNNPACK_MIN_SPARSITY = 2 / 3
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    why: str
+
+
+@dataclass
+class Preflight:
+    model: str
+    ops: list[str]
+    size_bytes: int
+    gzip_bytes: int
+    sparsity: float  # zeros among all weights of rank 2 or more
+    layer_sparsity: list[tuple[str, str, float]]  # (op, weight tensor, sparsity)
+    edgetpu: list[Check] = field(default_factory=list)
+    xnnpack_sparse: list[Check] = field(default_factory=list)
+
+    @property
+    def edgetpu_ok(self) -> bool:
+        return all(c.ok for c in self.edgetpu)
+
+    @property
+    def xnnpack_sparse_ok(self) -> bool:
+        return all(c.ok for c in self.xnnpack_sparse)
+
+    def to_markdown(self) -> str:
+        counts = Counter(self.ops)
+        lines = [
+            f"# Pre-flight: {self.model}", "",
+            f"- size: {self.size_bytes} bytes ({self.gzip_bytes} gzipped)",
+            f"- measured weight sparsity: {self.sparsity:.1%}",
+            f"- operators ({len(self.ops)}): " + ", ".join(f"{op} x{n}" for op, n in counts.items()), "",
+            f"## Edge TPU: {'compatible' if self.edgetpu_ok else 'NOT compatible'}", "",
+            *[f"- [{'x' if c.ok else ' '}] {c.name}: {c.why}" for c in self.edgetpu], "",
+            f"## XNNPACK sparse inference: {'eligible' if self.xnnpack_sparse_ok else 'not eligible'}", "",
+            *[f"- [{'x' if c.ok else ' '}] {c.name}: {c.why}" for c in self.xnnpack_sparse], "",
+            "## Weight sparsity by layer", "",
+            "| op | weights | sparsity |", "|---|---|---|",
+            *[f"| {op} | {name} | {s:.1%} |" for op, name, s in self.layer_sparsity],
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _sparsity(w: np.ndarray) -> float:
+    return float((w == 0).mean()) if w.size else 0.0
+
+
+def _weights(graph: Graph) -> list[tuple[str, str, np.ndarray]]:
+    """Every constant of rank 2 or more an operator reads: filters, and the float16 or int8
+    constants that DEQUANTIZE expands into filters."""
+    seen, out = set(), []
+    for op in graph.operators:
+        for t in op.inputs:
+            if t.data is not None and t.data.ndim >= 2 and t.name not in seen:
+                seen.add(t.name)
+                out.append((op.name, t.name, t.data))
+    return out
+
+
+def _edgetpu_checks(graph: Graph) -> list[Check]:
+    unsupported = sorted({op for op in graph.op_names if op not in EDGETPU_OPS})
+    tensors = [t for op in graph.operators for t in (*op.inputs, *op.outputs)]
+    float_tensors = sorted({t.name for t in tensors if t.dtype in ("float32", "float16") and t.data is None})
+    dynamic = [t.name for t in graph.inputs if t.dynamic]
+    return [
+        Check("supported operators", not unsupported,
+              "all operators are on the Edge TPU's list" if not unsupported
+              else f"{', '.join(unsupported)} would run on the CPU (and split the graph)"),
+        Check("integer tensors", not float_tensors,
+              "all activations are int8/uint8" if not float_tensors
+              else f"{len(float_tensors)} float activation tensors (e.g. {float_tensors[0]}): use the int8 or edgetpu profile"),
+        Check("static shapes", not dynamic,
+              "input shapes are fixed" if not dynamic else f"input {dynamic[0]} has a dynamic dimension: use the edgetpu profile"),
+    ]
+
+
+def _xnnpack_checks(graph: Graph) -> list[Check]:
+    weights = [w for _, _, w in _weights(graph)]
+    is_float = bool(weights) and all(w.dtype in (np.float32, np.float16) for w in weights)
+    first = graph.operators[0] if graph.operators else None
+    fw = first.weights if first else None
+    first_ok = (first is not None and first.name == "CONV_2D" and fw is not None and fw.shape[1:] == (3, 3, 3)
+                and first.stride == (2, 2))
+    first_desc = ("none" if first is None else
+                  f"{first.name}" + (f" {fw.shape[1]}x{fw.shape[2]} on {fw.shape[3]} channels, stride {first.stride}"
+                                     if fw is not None and len(fw.shape) == 4 else ""))
+    pointwise = [op for op in graph.operators if op.name == "CONV_2D" and op.weights is not None
+                 and op.weights.shape[1:3] == (1, 1)]
+    sparse_pw = [op for op in pointwise if op.weights.data is not None and _sparsity(op.weights.data) >= XNNPACK_MIN_SPARSITY]
+    pooled = any(op.name == "MEAN" for op in graph.operators)
+    return [
+        Check("float model", is_float, "weights are float32/float16" if is_float
+              else "weights are quantized: XNNPACK's sparse kernels are float only (use the fp32 or fp16 profile)"),
+        Check("first layer", first_ok, f"first operator: {first_desc}"
+              + ("" if first_ok else "; needs a 3x3 stride-2 CONV_2D on 3 input channels")),
+        Check("sparse 1x1 convolutions", bool(sparse_pw),
+              f"{len(sparse_pw)} of {len(pointwise)} 1x1 convolutions are at least {XNNPACK_MIN_SPARSITY:.0%} sparse"),
+        Check("global average pooling", pooled, "the graph ends in a MEAN" if pooled
+              else "no global average pooling (MEAN) closes the convolutional part"),
+    ]
+
+
+def preflight(content: bytes, name: str = "model") -> Preflight:
+    graph = read_graph(content, name)
+    weights = _weights(graph)
+    total = sum(w.size for _, _, w in weights)
+    zeros = sum(int((w == 0).sum()) for _, _, w in weights)
+    return Preflight(
+        model=name, ops=graph.op_names, size_bytes=len(content), gzip_bytes=len(gzip.compress(content, 9)),
+        sparsity=zeros / total if total else 0.0,
+        layer_sparsity=[(op, tname, _sparsity(w)) for op, tname, w in weights],
+        edgetpu=_edgetpu_checks(graph), xnnpack_sparse=_xnnpack_checks(graph),
+    )
