@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import tf_keras as keras
 
+from models.heads import check_task, classifier
+
 # (filters, kernel) of the three conv layers, each followed by max-pooling where the zoo has it.
 _LAYERS = {
     "cnn-s": [(8, 5, True), (6, 5, True), (4, 2, False)],
@@ -27,7 +29,9 @@ class ZooConfig:
     seed: int = 0
 
 
-def build_zoo_cnn(input_shape: tuple[int, int, int], n_classes: int, config: ZooConfig = ZooConfig()) -> keras.Model:
+def build_zoo_cnn(input_shape: tuple[int, int, int], n_classes: int, config: ZooConfig = ZooConfig(),
+                  head: str = "softmax") -> keras.Model:
+    check_task(input_shape, n_classes, head)
     if config.size not in _LAYERS:
         raise ValueError(f"unknown zoo CNN size {config.size!r}; choose from {', '.join(_LAYERS)}")
     keras.utils.set_random_seed(config.seed)
@@ -42,5 +46,4 @@ def build_zoo_cnn(input_shape: tuple[int, int, int], n_classes: int, config: Zoo
     if config.dropout:
         x = keras.layers.Dropout(config.dropout, seed=config.seed, name="dropout")(x)
     x = keras.layers.Dense(_HIDDEN, activation=config.activation, kernel_initializer=init, name="hidden")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer=init, name="classes")(x)
-    return keras.Model(inputs, outputs, name=f"zoo-{config.size}")
+    return keras.Model(inputs, classifier(x, n_classes, head, init), name=f"zoo-{config.size}")
