@@ -127,7 +127,7 @@ def convert(data: Path, model_path: Path, out: Path, model_id: str | None, profi
 
     m = convert_model(patches, model_path, out, model_id or out.stem, profile)
     a = m.accuracy
-    click.echo(f"{out}: {m.size_bytes} bytes, test accuracy Keras {a.keras:.4f} TFLite {a.tflite:.4f} "
+    click.echo(f"{out}: {m.size_bytes} bytes, test {a.metric} Keras {a.keras:.4f} TFLite {a.tflite:.4f} "
                f"agreement {a.agreement:.4f} ({a.samples} patches)")
 
 
@@ -253,6 +253,66 @@ def pareto(models: tuple[Path, ...], out: Path) -> None:
         metric = metric or name
         points.append((ev["model"], value, ev["size_bytes"], ev["latency"]["avg_us"]))
     click.echo(f"{len(points)} models -> {plot(points, metric, out)}")
+
+
+@ground.group()
+def data() -> None:
+    """Datasets in their original layouts (EuroSAT, BigEarthNet, So2Sat LCZ42, hyperspectral)."""
+
+
+def _dataset_options(f):
+    f = click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split, where the dataset has none.")(f)
+    f = click.option("--bands", help="Bands to read, e.g. B02,B03,B04,B08 [default: all].")(f)
+    f = click.option("--root", required=True, type=click.Path(path_type=Path), help="The dataset's folder.")(f)
+    return click.option("--dataset", "name", required=True, help="Dataset name (see `ground data list`).")(f)
+
+
+def _open_dataset(name: str, root: Path, split: str, bands: str | None, seed: int):
+    from ground.datasets import DATASETS
+    from ground.patches import DatasetError
+    from onboard.scene import parse_bands
+
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](root, split=split, bands=parse_bands(bands), seed=seed)
+
+
+@data.command("list")
+def data_list() -> None:
+    """The datasets orbitlite reads, and the layout each expects."""
+    from ground.datasets import DATASETS
+
+    for name, cls in sorted(DATASETS.items()):
+        click.echo(f"{name:<20} {cls.task:<13} {cls.layout}")
+
+
+@data.command()
+@_dataset_options
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val", "test"]))
+def inspect(name: str, root: Path, bands: str | None, seed: int, split: str) -> None:
+    """Counts per class and per-band statistics of one split."""
+    from ground.datasets.inspect import inspect_dataset
+
+    click.echo(inspect_dataset(_open_dataset(name, root, split, bands, seed)))
+
+
+@data.command()
+@_dataset_options
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The .npz patch set to write.")
+def export(name: str, root: Path, bands: str | None, seed: int, out: Path) -> None:
+    """Write a dataset's train, val and test splits as one .npz patch set that keeps them, for
+    `ground train`."""
+    import numpy as np
+
+    from ground.patches import PatchSet
+
+    parts = [_open_dataset(name, root, split, bands, seed).load() for split in ("train", "val", "test")]
+    first = parts[0]
+    merged = PatchSet(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), first.bands,
+                      first.classes, f"{name} ({root})",
+                      np.concatenate([np.full(len(p), i, np.int8) for i, p in enumerate(parts)]))
+    click.echo(f"{len(merged)} patches ({', '.join(f'{s} {len(p)}' for s, p in zip(('train', 'val', 'test'), parts))}) "
+               f"-> {merged.save(out)}")
 
 
 @click.group()

@@ -27,6 +27,8 @@ class PatchSet:
     bands: tuple[str, ...]
     classes: tuple[str, ...]
     source: str  # where the pixels came from; synthetic sets say so
+    # The dataset's own split of each patch (0 train, 1 val, 2 test), where it defines one.
+    parts: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.x.ndim != 4 or len(self.x) != len(self.y) or self.x.shape[3] != len(self.bands):
@@ -54,24 +56,15 @@ class PatchSet:
         return self.source.startswith("synthetic")
 
     def subset(self, index: np.ndarray) -> "PatchSet":
-        return PatchSet(self.x[index], self.y[index], self.bands, self.classes, self.source)
+        return PatchSet(self.x[index], self.y[index], self.bands, self.classes, self.source,
+                        None if self.parts is None else self.parts[index])
 
     def split(self, fractions: tuple[float, ...], seed: int) -> list["PatchSet"]:
-        """A stratified split: each class is shuffled with `seed` and cut at the same fractions.
-        Multi-label patches are stratified by their rarest class."""
-        rng = np.random.default_rng(seed)
-        parts: list[list[np.ndarray]] = [[] for _ in fractions]
-        bounds = np.cumsum((0.0, *fractions))
-        strata = self.y
-        if self.task == MULTI_LABEL:
-            rarity = np.where(self.y > 0, self.class_counts()[None, :], np.iinfo(np.int64).max)
-            strata = np.where(self.y.any(axis=1), rarity.argmin(axis=1), -1)
-        for c in np.unique(strata):
-            members = rng.permutation(np.flatnonzero(strata == c))
-            cuts = np.round(bounds / bounds[-1] * len(members)).astype(int)
-            for i in range(len(fractions)):
-                parts[i].append(members[cuts[i]:cuts[i + 1]])
-        return [self.subset(np.sort(np.concatenate(p))) for p in parts]
+        """Train, val and test: the dataset's own split where it has one (a benchmark's official
+        split must be kept), else a seeded stratified one (see `split_indices`)."""
+        if self.parts is not None:
+            return [self.subset(np.flatnonzero(self.parts == i)) for i in range(len(fractions))]
+        return [self.subset(index) for index in split_indices(self.y, fractions, seed)]
 
     def band_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-band mean and std, the normalization a model trained on this set expects."""
@@ -80,18 +73,41 @@ class PatchSet:
 
     def save(self, path: Path) -> Path:
         buf = io.BytesIO()
+        extra = {} if self.parts is None else {"parts": self.parts}
         np.savez_compressed(buf, x=self.x, y=self.y, bands=np.array(self.bands), classes=np.array(self.classes),
-                            source=np.array(self.source))
+                            source=np.array(self.source), **extra)
         return write_verified(Path(path), buf.getvalue())
+
+
+def split_indices(y: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+    """The sorted indices of each part of a stratified split of labels `y` (N class indices, or
+    N x classes multi-hot): each class is shuffled with `seed` and cut at the same fractions.
+    Multi-label patches are stratified by their rarest class. Loaders split their file lists with
+    it before reading, so a split reads only its own files and matches `PatchSet.split`."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    bounds = np.cumsum((0.0, *fractions))
+    strata = y
+    if y.ndim == 2:
+        rarity = np.where(y > 0, y.sum(axis=0, dtype=np.int64)[None, :], np.iinfo(np.int64).max)
+        strata = np.where(y.any(axis=1), rarity.argmin(axis=1), -1)
+    for c in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == c))
+        cuts = np.round(bounds / bounds[-1] * len(members)).astype(int)
+        for i in range(len(fractions)):
+            parts[i].append(members[cuts[i]:cuts[i + 1]])
+    return [np.sort(np.concatenate(p)) for p in parts]
 
 
 def load_patches(path: Path) -> PatchSet:
     path = Path(path)
-    layout = "an .npz with x (N, rows, cols, bands), y (N,), bands, classes and source"
+    layout = "an .npz with x (N, rows, cols, bands), y (N,) or (N, classes), bands, classes, source and optionally parts"
     try:
         with np.load(path, allow_pickle=False) as z:
-            return PatchSet(z["x"], z["y"].astype(np.int64), tuple(str(b) for b in z["bands"]),
-                            tuple(str(c) for c in z["classes"]), str(z["source"]))
+            y = z["y"]
+            return PatchSet(z["x"], y.astype(np.int64) if y.ndim == 1 else y.astype(np.uint8),
+                            tuple(str(b) for b in z["bands"]), tuple(str(c) for c in z["classes"]), str(z["source"]),
+                            z["parts"].astype(np.int8) if "parts" in z.files else None)
     except FileNotFoundError:
         raise DatasetError(f"dataset {path} not found (expected {layout})") from None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:

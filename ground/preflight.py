@@ -65,13 +65,19 @@ def _sparsity(w: np.ndarray) -> float:
     return float((w == 0).mean()) if w.size else 0.0
 
 
+WEIGHT_DTYPES = (np.float32, np.float16, np.int8, np.uint8)
+
+
 def _weights(graph: Graph) -> list[tuple[str, str, np.ndarray]]:
-    """Every constant of rank 2 or more an operator reads: filters, and the float16 or int8
-    constants that DEQUANTIZE expands into filters."""
+    """Every weight an operator reads: constants of rank 2 or more in a weight type (not, say, a
+    PAD's int32 paddings). A float16 filter counts at the operator that uses it, not at the
+    DEQUANTIZE that expands it."""
     seen, out = set(), []
     for op in graph.operators:
+        if op.name == "DEQUANTIZE":
+            continue
         for t in op.inputs:
-            if t.data is not None and t.data.ndim >= 2 and t.name not in seen:
+            if t.data is not None and t.data.ndim >= 2 and t.data.dtype in WEIGHT_DTYPES and t.name not in seen:
                 seen.add(t.name)
                 out.append((op.name, t.name, t.data))
     return out
@@ -97,7 +103,8 @@ def _edgetpu_checks(graph: Graph) -> list[Check]:
 def _xnnpack_checks(graph: Graph) -> list[Check]:
     weights = [w for _, _, w in _weights(graph)]
     is_float = bool(weights) and all(w.dtype in (np.float32, np.float16) for w in weights)
-    first = graph.operators[0] if graph.operators else None
+    # Padding and weight expansion ahead of the first convolution are folded into it by XNNPACK.
+    first = next((op for op in graph.operators if op.name not in ("PAD", "DEQUANTIZE")), None)
     fw = first.weights if first else None
     first_ok = (first is not None and first.name == "CONV_2D" and fw is not None and fw.shape[1:] == (3, 3, 3)
                 and first.stride == (2, 2))

@@ -70,7 +70,7 @@ def test_train_prune_convert_through_the_cli(ground_models):
     assert "zoo-cnn-s: 3540 parameters" in out["train"]
     record = json.loads(ground_models["pruned"].with_name("p.keras.json").read_text())
     assert abs(record["sparsity"] - 0.5) < 0.02
-    assert [h["stage"] for h in record["history"]] == ["train", "prune-0.5"]
+    assert [h["stage"] for h in record["history"]] == ["train", "prune-magnitude-0.5"]
     assert all(e["samples_per_s"] > 0 for e in record["history"][0]["epochs"])
 
     m = read_manifest(f"{ground_models['tflite']}.json")

@@ -7,14 +7,21 @@ the CLI takes to the classes."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from ground.datasets.base import SPLITS, Dataset
 
 DATASETS: dict[str, type[Dataset]] = {}
+D = TypeVar("D", bound=type[Dataset])
 
 
-def register(cls: type[Dataset]) -> type[Dataset]:
+def register(cls: D) -> D:
     DATASETS[cls.name] = cls
     return cls
 
 
 __all__ = ["DATASETS", "SPLITS", "Dataset", "register"]
+
+
+# Each loader registers itself on import; they come last because they import `register` from here.
+from ground.datasets import bigearthnet, eurosat, hyperspectral, so2sat, synthetic  # noqa: E402,F401

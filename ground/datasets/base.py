@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import zipfile
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar, Iterator, Sequence
 
 from ground.patches import SINGLE_LABEL, DatasetError, PatchSet
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+
+# What the readers (tifffile, Pillow, h5py, numpy, json) raise on a truncated or foreign file.
+READ_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 class Dataset(ABC):
@@ -18,11 +23,13 @@ class Dataset(ABC):
     Subclasses set `name` (the CLI's name for it), `all_bands` (in the order `load` returns them
     when `bands` is None), `classes`, `task` and `layout` (one line a user can check their files
     against), and implement `_check` (raise DatasetError naming what is missing) and `load`.
+    Options a dataset needs beyond the shared four are keyword arguments after them, set before
+    calling `Dataset.__init__` (which runs `_check`).
     """
 
     name: ClassVar[str]
     all_bands: ClassVar[tuple[str, ...]]
-    classes: ClassVar[tuple[str, ...]]
+    classes: tuple[str, ...]  # a class attribute, unless an option picks the nomenclature
     task: ClassVar[str] = SINGLE_LABEL
     layout: ClassVar[str]
 
@@ -40,9 +47,33 @@ class Dataset(ABC):
             raise DatasetError(f"{self.name}: root {self.root} is not a directory (expected {self.layout})")
         self._check()
 
+    @property
+    def source(self) -> str:
+        """Where a loaded split's pixels came from, for its PatchSet."""
+        return f"{self.name} {self.split} split of {self.root}"
+
     def missing(self, path: Path) -> DatasetError:
         """The error for a file or folder that should be there."""
         return DatasetError(f"{self.name}: {path} is missing (expected {self.layout})")
+
+    def malformed(self, path: Path | str, problem: object) -> DatasetError:
+        """The error for a file that is there but is not what the layout says."""
+        return DatasetError(f"{self.name}: {path} is not readable as this dataset ({problem}; expected {self.layout})")
+
+    def empty(self, why: str) -> DatasetError:
+        """The error for a split that holds no patches."""
+        return DatasetError(f"{self.name}: the {self.split} split of {self.root} holds no patches ({why})")
+
+    @contextmanager
+    def reading(self, path: Path, *also: type[Exception]) -> Iterator[None]:
+        """Turns a reader's failure on `path` into a DatasetError naming it and the layout; `also`
+        adds a reader's own error types that are not among READ_ERRORS."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise self.missing(path) from None
+        except (*READ_ERRORS, *also) as exc:
+            raise self.malformed(path, exc) from None
 
     @abstractmethod
     def _check(self) -> None: ...
