@@ -72,9 +72,16 @@ def read_graph(content: bytes, source: str = "model") -> Graph:
     if not model.subgraphs:
         raise ModelError(f"{source} has no subgraph")
     sg = model.subgraphs[0]
+    # A float16 model keeps its filters as constants that DEQUANTIZE expands at load time; the
+    # filter an operator reads is that constant.
+    dequantized = {}
+    for op in sg.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode)) == "DEQUANTIZE":
+            dequantized[int(op.outputs[0])] = int(op.inputs[0])
 
     def tensor(i: int) -> Tensor:
-        t = sg.tensors[i]
+        t = sg.tensors[dequantized.get(i, i)]
         dtype = np.dtype(_DTYPES.get(t.type, np.uint8))
         buf = model.buffers[t.buffer].data if t.buffer < len(model.buffers) else None
         shape = tuple(int(s) for s in (t.shape if t.shape is not None else ()))
