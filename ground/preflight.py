@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.edgetpu import EDGETPU_OPS
+from models.edgetpu import check_edgetpu
 from onboard.tflite_file import Graph, read_graph
 
 # XNNPACK runs 1x1 convolutions as sparse matrix products only when at least 2/3 of their
@@ -83,20 +83,22 @@ def _weights(graph: Graph) -> list[tuple[str, str, np.ndarray]]:
     return out
 
 
-def _edgetpu_checks(graph: Graph) -> list[Check]:
-    unsupported = sorted({op for op in graph.op_names if op not in EDGETPU_OPS})
-    tensors = [t for op in graph.operators for t in (*op.inputs, *op.outputs)]
-    float_tensors = sorted({t.name for t in tensors if t.dtype in ("float32", "float16") and t.data is None})
-    dynamic = [t.name for t in graph.inputs if t.dynamic]
+def _edgetpu_checks(content: bytes) -> list[Check]:
+    r = check_edgetpu(content)
+
+    def listed(items: tuple[str, ...]) -> str:
+        return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
     return [
-        Check("supported operators", not unsupported,
-              "all operators are on the Edge TPU's list" if not unsupported
-              else f"{', '.join(unsupported)} would run on the CPU (and split the graph)"),
-        Check("integer tensors", not float_tensors,
-              "all activations are int8/uint8" if not float_tensors
-              else f"{len(float_tensors)} float activation tensors (e.g. {float_tensors[0]}): use the int8 or edgetpu profile"),
-        Check("static shapes", not dynamic,
-              "input shapes are fixed" if not dynamic else f"input {dynamic[0]} has a dynamic dimension: use the edgetpu profile"),
+        Check("supported operators", not r.unsupported_ops,
+              "all operators are on the Edge TPU's list" if not r.unsupported_ops
+              else f"{listed(r.unsupported_ops)} would run on the CPU, and everything after the first of them"),
+        Check("8-bit tensors", not r.unsupported_types,
+              "all tensors are int8/uint8 (int32 biases)" if not r.unsupported_types
+              else f"{listed(r.unsupported_types)}: use the int8 or edgetpu profile"),
+        Check("static shapes", not r.unsupported_shapes,
+              "shapes are fixed and at most 3-D beyond a batch of 1" if not r.unsupported_shapes
+              else f"{listed(r.unsupported_shapes)}: use the edgetpu profile"),
     ]
 
 
@@ -136,5 +138,5 @@ def preflight(content: bytes, name: str = "model") -> Preflight:
         model=name, ops=graph.op_names, size_bytes=len(content), gzip_bytes=len(gzip.compress(content, 9)),
         sparsity=zeros / total if total else 0.0,
         layer_sparsity=[(op, tname, _sparsity(w)) for op, tname, w in weights],
-        edgetpu=_edgetpu_checks(graph), xnnpack_sparse=_xnnpack_checks(graph),
+        edgetpu=_edgetpu_checks(content), xnnpack_sparse=_xnnpack_checks(graph),
     )

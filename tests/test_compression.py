@@ -136,7 +136,7 @@ def test_conversion_profiles(ground_models, data, tmp_path):
     edgetpu = preflight((tmp_path / "edgetpu.tflite").read_bytes())
     assert edgetpu.edgetpu_ok, edgetpu.to_markdown()
     fp32 = preflight((tmp_path / "fp32.tflite").read_bytes())
-    assert {c.name for c in fp32.edgetpu if not c.ok} == {"integer tensors", "static shapes"}
+    assert {c.name for c in fp32.edgetpu if not c.ok} == {"8-bit tensors", "static shapes"}
     fp16 = preflight((tmp_path / "fp16.tflite").read_bytes())
     assert fp16.sparsity == pytest.approx(record.sparsity, abs=0.01), "sparsity is read through DEQUANTIZE"
     assert 0 < edgetpu.gzip_bytes < edgetpu.size_bytes

@@ -66,6 +66,60 @@ OL_DEFINE_ROW(row_f32_i8, float, int8_t, OL_TO_INT(int8_t), 1)
 OL_DEFINE_ROW(row_f32_u8, float, uint8_t, OL_TO_INT(uint8_t), 1)
 OL_DEFINE_ROW(row_f32_f32, float, float, v, 1)
 
+/* All CH channels of one tile row that lies wholly inside the scene, on contiguous source rows:
+ * one pass over the pixels writing each pixel's channels side by side. With CH a constant the
+ * compiler vectorises it with interleaving stores, about twice as fast as a channel at a time.
+ * This is the common case: 3-band (RGB) and 4-band (RGB + NIR) models. */
+#define OL_DEFINE_PIXELS(NAME, SRC_T, OUT_T, CONVERT, CHECK_FINITE, CH)                      \
+    static int64_t NAME(const char *const *rows, int64_t tile_cols, const float *offsets,    \
+                        const float *factors, float lo, float hi, float zp, void *out_v) {   \
+        OUT_T *restrict out = (OUT_T *)out_v;                                                 \
+        const SRC_T *restrict src[CH];                                                        \
+        float offset[CH], factor[CH];                                                         \
+        int64_t bad = 0;                                                                      \
+        (void)lo; (void)hi; (void)zp;                                                         \
+        for (int c = 0; c < CH; ++c) {                                                        \
+            src[c] = (const SRC_T *)rows[c];                                                  \
+            offset[c] = offsets[c];                                                           \
+            factor[c] = factors[c];                                                           \
+        }                                                                                     \
+        for (int64_t w = 0; w < tile_cols; ++w) {                                             \
+            for (int c = 0; c < CH; ++c) {                                                    \
+                const float x = (float)src[c][w];                                             \
+                if (CHECK_FINITE) bad += !isfinite(x);                                        \
+                const float v = (x - offset[c]) * factor[c];                                  \
+                out[w * CH + c] = CONVERT;                                                    \
+            }                                                                                 \
+        }                                                                                     \
+        return bad;                                                                           \
+    }
+
+#define OL_DEFINE_PIXELS_FOR(CH)                                                              \
+    OL_DEFINE_PIXELS(px##CH##_u8_i8, uint8_t, int8_t, OL_TO_INT(int8_t), 0, CH)               \
+    OL_DEFINE_PIXELS(px##CH##_u8_u8, uint8_t, uint8_t, OL_TO_INT(uint8_t), 0, CH)             \
+    OL_DEFINE_PIXELS(px##CH##_u8_f32, uint8_t, float, v, 0, CH)                               \
+    OL_DEFINE_PIXELS(px##CH##_u16_i8, uint16_t, int8_t, OL_TO_INT(int8_t), 0, CH)             \
+    OL_DEFINE_PIXELS(px##CH##_u16_u8, uint16_t, uint8_t, OL_TO_INT(uint8_t), 0, CH)           \
+    OL_DEFINE_PIXELS(px##CH##_u16_f32, uint16_t, float, v, 0, CH)                             \
+    OL_DEFINE_PIXELS(px##CH##_f32_i8, float, int8_t, OL_TO_INT(int8_t), 1, CH)                \
+    OL_DEFINE_PIXELS(px##CH##_f32_u8, float, uint8_t, OL_TO_INT(uint8_t), 1, CH)              \
+    OL_DEFINE_PIXELS(px##CH##_f32_f32, float, float, v, 1, CH)
+
+OL_DEFINE_PIXELS_FOR(3)
+OL_DEFINE_PIXELS_FOR(4)
+
+typedef int64_t (*pixels_fn)(const char *const *, int64_t, const float *, const float *, float,
+                             float, float, void *);
+
+static const pixels_fn PIXEL_FNS[2][3][3] = {
+    {{px3_u8_i8, px3_u8_u8, px3_u8_f32},
+     {px3_u16_i8, px3_u16_u8, px3_u16_f32},
+     {px3_f32_i8, px3_f32_u8, px3_f32_f32}},
+    {{px4_u8_i8, px4_u8_u8, px4_u8_f32},
+     {px4_u16_i8, px4_u16_u8, px4_u16_f32},
+     {px4_f32_i8, px4_f32_u8, px4_f32_f32}},
+};
+
 typedef int64_t (*row_fn)(const char *, ptrdiff_t, int64_t, int64_t, int64_t, float, float,
                           float, float, float, void *, int64_t);
 
@@ -91,12 +145,25 @@ int64_t ol_preprocess_tiles(const ol_scene *scene, const ol_tile_spec *spec,
         hi = 255.0f - zp;
     }
     const size_t row_bytes = (size_t)(spec->tile_cols * ch) * item;
+    const size_t src_item = scene->type == OL_SRC_U8 ? 1 : (scene->type == OL_SRC_U16 ? 2 : 4);
+    const pixels_fn pixels = (ch == 3 || ch == 4) && scene->stride_col == (ptrdiff_t)src_item
+                                 ? PIXEL_FNS[ch - 3][scene->type][spec->out_type]
+                                 : NULL;
     int64_t bad = 0;
     char *dst = (char *)out;
     for (int64_t t = 0; t < n; ++t) {
         const int64_t row0 = origins[2 * t], col0 = origins[2 * t + 1];
+        const int inside = col0 >= 0 && col0 + spec->tile_cols <= scene->cols;
         for (int64_t r = 0; r < spec->tile_rows; ++r, dst += row_bytes) {
             const int64_t sr = clamp_i64(row0 + r, 0, scene->rows - 1);
+            if (pixels && inside) {
+                const char *rows[4];
+                for (int64_t c = 0; c < ch; ++c)
+                    rows[c] = scene->data + spec->band_index[c] * scene->stride_band +
+                              sr * scene->stride_row + col0 * scene->stride_col;
+                bad += pixels(rows, spec->tile_cols, spec->offset, spec->factor, lo, hi, zp, dst);
+                continue;
+            }
             for (int64_t c = 0; c < ch; ++c) {
                 const char *src_row = scene->data + spec->band_index[c] * scene->stride_band +
                                       sr * scene->stride_row;

@@ -114,7 +114,36 @@ static void test_non_finite_samples_are_counted(void) {
     CHECK(ol_preprocess_tiles(&s, &spec, origin, 1, out) == 2, "two non-finite samples");
 }
 
+static void test_four_band_fast_path_matches_the_formula(void) {
+    /* 4 bands of 5 x 6: tiles wholly inside take the interleaved path, edge tiles the other;
+     * both must give (x - offset) * factor exactly. */
+    uint16_t scene[4][5][6];
+    for (int b = 0; b < 4; ++b)
+        for (int r = 0; r < 5; ++r)
+            for (int c = 0; c < 6; ++c) scene[b][r][c] = (uint16_t)(1000 * b + 37 * r + 11 * c);
+    ol_scene s = {(const char *)scene, OL_SRC_U16, 4, 5, 6, sizeof(scene[0]), sizeof(scene[0][0]),
+                  sizeof(uint16_t)};
+    int64_t bands[4] = {2, 0, 3, 1};
+    float offset[4] = {10.0f, 20.0f, 30.0f, 40.0f}, factor[4] = {0.5f, 0.25f, 0.125f, 2.0f};
+    ol_tile_spec spec = {3, 4, 4, bands, offset, factor, 0, OL_OUT_F32};
+    int64_t origins[4] = {1, 1, 2, 4}; /* inside; hanging over the right edge */
+    float out[2 * 3 * 4 * 4];
+    ol_preprocess_tiles(&s, &spec, origins, 2, out);
+    for (int t = 0; t < 2; ++t)
+        for (int r = 0; r < 3; ++r)
+            for (int w = 0; w < 4; ++w)
+                for (int c = 0; c < 4; ++c) {
+                    int sr = (int)origins[2 * t] + r, sc = (int)origins[2 * t + 1] + w;
+                    sr = sr > 4 ? 4 : sr;
+                    sc = sc > 5 ? 5 : sc;
+                    const float want = ((float)scene[bands[c]][sr][sc] - offset[c]) * factor[c];
+                    const float got = out[((t * 3 + r) * 4 + w) * 4 + c];
+                    CHECK(got == want, "tile %d r%d w%d c%d = %g, want %g", t, r, w, c, got, want);
+                }
+}
+
 int main(void) {
+    test_four_band_fast_path_matches_the_formula();
     test_float_output_selects_and_normalises_bands();
     test_int8_rounds_half_to_even_and_saturates();
     test_uint8_output_saturates_at_zero_and_255();
