@@ -53,32 +53,37 @@ _data_option = click.option("--data", required=True, type=click.Path(path_type=P
                             help="Labelled patches: .npz with x (N, rows, cols, bands), y, bands, classes, source.")
 
 
+_ARCHS = ["cnn-s", "cnn-l", "wrn-eca", "mobile", "nas-cell"]
+_set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                           help="Override a field of the architecture's config, e.g. --set activation=tanh "
+                                "--set dropout=0.1 (zoo CNNs), --set phi=1 (wrn-eca), --set width=0.5 (mobile).")
+
+
 @ground.command()
 @_data_option
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The .keras model to write (and its .json record).")
-@click.option("--arch", default="cnn-l", show_default=True, type=click.Choice(["cnn-s", "cnn-l"]), help="Model-zoo CNN size.")
+@click.option("--arch", default="cnn-l", show_default=True, type=click.Choice(_ARCHS),
+              help="Model-zoo CNN (small or large), Wide ResNet with ECA, Edge-TPU mobile net, or NAS-Bench-101 cell net.")
+@_set_option
 @click.option("--epochs", default=15, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "adamw", "sgd"]))
 @click.option("--lr", default=3e-3, show_default=True, type=float, help="Learning rate.")
 @click.option("--weight-decay", default=0.0, show_default=True, type=float)
-@click.option("--activation", default="relu", show_default=True)
-@click.option("--init", "initializer", default="glorot_uniform", show_default=True, help="Kernel initializer.")
-@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 0.9))
-@click.option("--seed", default=0, show_default=True, type=int)
-def train(data: Path, out: Path, arch: str, epochs: int, batch_size: int, optimizer: str, lr: float,
-          weight_decay: float, activation: str, initializer: str, dropout: float, seed: int) -> None:
-    """Train a model-zoo CNN on labelled patches (70/15/15 stratified split, seeded)."""
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights, the data order and the split.")
+def train(data: Path, out: Path, arch: str, overrides: tuple[str, ...], epochs: int, batch_size: int, optimizer: str,
+          lr: float, weight_decay: float, seed: int) -> None:
+    """Train a classifier on labelled patches (the dataset's own split, or a seeded stratified
+    70/15/15 one)."""
     from ground.patches import load_patches
 
     patches = load_patches(data)  # before TensorFlow loads, so a bad path fails fast
+    from ground.architectures import parse_overrides
     from ground.pipeline import train_model
     from ground.train import TrainConfig
-    from models.zoo_cnn import ZooConfig
 
-    _, record, entry = train_model(
-        patches, out, ZooConfig(arch, activation, initializer, dropout, seed),
-        TrainConfig(epochs, batch_size, optimizer, lr, weight_decay, seed), split_seed=seed)
+    _, record, entry = train_model(patches, out, arch, parse_overrides(arch, overrides),
+                                   TrainConfig(epochs, batch_size, optimizer, lr, weight_decay, seed), split_seed=seed)
     last = entry["epochs"][-1]
     click.echo(f"{record.architecture}: {record.parameters} parameters, validation accuracy {last['val_accuracy']:.4f} -> {out}")
 
@@ -135,23 +140,24 @@ def convert(data: Path, model_path: Path, out: Path, model_id: str | None, profi
 @_data_option
 @click.option("--teacher", "teacher_path", required=True, type=click.Path(path_type=Path), help="The trained teacher (.keras).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The student .keras model to write.")
-@click.option("--arch", default="cnn-s", show_default=True, type=click.Choice(["cnn-s", "cnn-l"]), help="The student's architecture.")
+@click.option("--arch", default="cnn-s", show_default=True, type=click.Choice(_ARCHS), help="The student's architecture.")
+@_set_option
 @click.option("--temperature", default=4.0, show_default=True, type=click.FloatRange(min=1.0))
 @click.option("--alpha", default=0.1, show_default=True, type=click.FloatRange(0, 1), help="Weight of the label loss; the rest is the teacher's.")
 @click.option("--epochs", default=15, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=3e-3, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
-def distill(data: Path, teacher_path: Path, out: Path, arch: str, temperature: float, alpha: float, epochs: int,
-            lr: float, seed: int) -> None:
+def distill(data: Path, teacher_path: Path, out: Path, arch: str, overrides: tuple[str, ...], temperature: float,
+            alpha: float, epochs: int, lr: float, seed: int) -> None:
     """Train a small student from a teacher's softened predictions (knowledge distillation)."""
     from ground.patches import load_patches
 
     patches = load_patches(data)
+    from ground.architectures import parse_overrides
     from ground.pipeline import distill_model
     from ground.train import TrainConfig
-    from models.zoo_cnn import ZooConfig
 
-    _, record, entry = distill_model(patches, teacher_path, out, ZooConfig(size=arch, seed=seed),
+    _, record, entry = distill_model(patches, teacher_path, out, arch, parse_overrides(arch, overrides),
                                      TrainConfig(epochs=epochs, learning_rate=lr, seed=seed), temperature, alpha)
     click.echo(f"{record.architecture}: {record.parameters} parameters, validation accuracy "
                f"{entry['epochs'][-1]['val_accuracy']:.4f} -> {out}")

@@ -16,7 +16,6 @@ from ground.render import scene_and_class_map
 from ground.scenes import spyndex_sentinel2
 from ground.synthetic import generate_patches
 from ground.train import TrainConfig
-from models.zoo_cnn import ZooConfig
 from onboard.files import ensure_writable_dir, write_verified
 from onboard.runner import run_scene
 from onboard.scene import open_scene
@@ -39,8 +38,8 @@ def run_demo(out: Path, link: Link, per_class: int = 400, epochs: int = 15, prun
     click.echo(f"{len(patches)} patches of 32 x 32 px ({counts}) -> {data_path}")
 
     _step("ground: train a model-zoo CNN-l")
-    model, record, entry = train_model(patches, out / "cnn-l.keras", ZooConfig(size="cnn-l", seed=seed),
-                                       TrainConfig(epochs=epochs, seed=seed), split_seed=seed)
+    model, record, entry = train_model(patches, out / "cnn-l.keras", "cnn-l", {}, TrainConfig(epochs=epochs, seed=seed),
+                                       split_seed=seed)
     last = entry["epochs"][-1]
     click.echo(f"{record.parameters} parameters; validation accuracy {last['val_accuracy']:.3f}; "
                f"{last['samples_per_s']:.0f} samples/s -> {out / 'cnn-l.keras'}")

@@ -4,8 +4,10 @@ convert. Shared by the CLI commands and the demo, so both do exactly the same th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ground.tf import keras
+from ground.architectures import build
 from ground.convert import write_tflite
 from ground.distill import distillation_objective
 from ground.patches import MULTI_LABEL, DatasetError, PatchSet
@@ -13,7 +15,6 @@ from ground.prune import PruneSpec, prune
 from ground.qat import quantization_aware
 from ground.record import ModelRecord
 from ground.train import SPLIT, TrainConfig, check_bands, fit, load_keras
-from models.zoo_cnn import ZooConfig, build_zoo_cnn
 from onboard.manifest import Manifest
 
 
@@ -22,23 +23,24 @@ def split(patches: PatchSet, seed: int) -> tuple[PatchSet, PatchSet, PatchSet]:
     return train, val, test
 
 
-def new_model(patches: PatchSet, zoo: ZooConfig, split_seed: int) -> tuple[keras.Model, ModelRecord]:
-    """An untrained model for `patches`, and its record with the training split's band statistics."""
+def new_model(patches: PatchSet, arch: str, overrides: dict[str, Any], seed: int,
+              split_seed: int) -> tuple[keras.Model, ModelRecord]:
+    """An untrained `arch` for `patches`, and its record with the training split's band statistics."""
     train, _, _ = split(patches, split_seed)
     mean, std = train.band_stats()
     head = "sigmoid" if patches.task == MULTI_LABEL else "softmax"
-    model = build_zoo_cnn(patches.x.shape[1:], len(patches.classes), zoo, head=head)
+    model = build(arch, patches.x.shape[1:], len(patches.classes), head, overrides, seed)
     record = ModelRecord(
-        architecture=f"zoo-{zoo.size}", bands=patches.bands, classes=patches.classes,
+        architecture=model.name, bands=patches.bands, classes=patches.classes,
         mean=tuple(round(float(m), 4) for m in mean), std=tuple(round(float(s), 4) for s in std),
         parameters=int(model.count_params()), dataset=patches.source, split_seed=split_seed, task=patches.task,
     )
     return model, record
 
 
-def train_model(patches: PatchSet, out: Path, zoo: ZooConfig, config: TrainConfig,
+def train_model(patches: PatchSet, out: Path, arch: str, overrides: dict[str, Any], config: TrainConfig,
                 split_seed: int = 0) -> tuple[keras.Model, ModelRecord, dict]:
-    model, record = new_model(patches, zoo, split_seed)
+    model, record = new_model(patches, arch, overrides, config.seed, split_seed)
     train, val, _ = split(patches, split_seed)
     entry = fit(model, record, train, val, config, stage="train")
     save_keras(model, record, out)
@@ -60,11 +62,12 @@ def prune_model(patches: PatchSet, model_path: Path, out: Path, spec: PruneSpec,
     return pruned, record, record.history[-1]
 
 
-def distill_model(patches: PatchSet, teacher_path: Path, out: Path, student: ZooConfig, config: TrainConfig,
-                  temperature: float, alpha: float) -> tuple[keras.Model, ModelRecord, dict]:
-    """Train a new `student` on `patches` with the teacher at `teacher_path`, on the teacher's split."""
+def distill_model(patches: PatchSet, teacher_path: Path, out: Path, student: str, overrides: dict[str, Any],
+                  config: TrainConfig, temperature: float, alpha: float) -> tuple[keras.Model, ModelRecord, dict]:
+    """Train a new `student` architecture on `patches` with the teacher at `teacher_path`, on
+    the teacher's split."""
     teacher, teacher_record = _load(patches, teacher_path)
-    model, record = new_model(patches, student, teacher_record.split_seed)
+    model, record = new_model(patches, student, overrides, config.seed, teacher_record.split_seed)
     train, val, _ = split(patches, record.split_seed)
     objective = distillation_objective(teacher, teacher_record, record.task, train, val, temperature, alpha)
     entry = fit(model, record, train, val, config, stage=f"distill-from-{teacher_record.architecture}-T{temperature:g}",

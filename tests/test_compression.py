@@ -19,7 +19,6 @@ from ground.prune import PruneSpec, measured_sparsity, prune
 from ground.record import ModelRecord
 from ground.tf import keras
 from ground.train import TrainConfig, load_keras
-from models.zoo_cnn import ZooConfig
 from onboard.model import load_model
 from onboard.tflite_file import read_graph
 from tests.conftest import assert_one_line_error, orbitlite
@@ -101,7 +100,7 @@ def test_xnnpack_pruning_and_preflight_on_an_eligible_model(tmp_path):
 
     patches = generate_patches(30, size=32, bands=("B04", "B03", "B02"), seed=1)
     train, val, test = split(patches, 0)
-    _, record = new_model(patches, ZooConfig(size="cnn-s"), 0)
+    _, record = new_model(patches, "cnn-s", {}, 0, 0)
     model = _xnnpack_shaped_model()
     pruned = prune(model, record, train, val, PruneSpec(method="xnnpack", sparsity=0.75, schedule="constant"), _short())
     pointwise = [layer for layer in pruned.layers if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (1, 1)]
@@ -145,8 +144,7 @@ def test_conversion_profiles(ground_models, data, tmp_path):
 def test_distillation_trains_a_student(ground_models, data, tmp_path):
     patches = data[0]
     student, record, entry = distill_model(patches, ground_models["keras"], tmp_path / "s.keras",
-                                           ZooConfig(size="cnn-s", seed=3), TrainConfig(epochs=6), temperature=4.0,
-                                           alpha=0.2)
+                                           "cnn-s", {}, TrainConfig(epochs=6, seed=3), temperature=4.0, alpha=0.2)
     assert entry["stage"].startswith("distill-from-zoo-cnn-s-T4")
     epochs = entry["epochs"]
     assert all(np.isfinite(e["loss"]) for e in epochs)

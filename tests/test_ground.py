@@ -102,3 +102,26 @@ def test_ground_commands_have_help(command):
     result = orbitlite("ground", command, "--help")
     assert result.returncode == 0 and "--data" in result.stdout or command == "synth"
     assert "Usage: orbitlite ground " + command in result.stdout
+
+
+def test_architecture_overrides_are_typed_from_the_config():
+    from ground.architectures import parse_overrides
+
+    assert parse_overrides("cnn-l", ["dropout=0.25", "activation=tanh"]) == {"dropout": 0.25, "activation": "tanh"}
+    assert parse_overrides("wrn-eca", ["phi=1"]) == {"phi": 1}
+    assert parse_overrides("nas-cell", ["ops=[\"input\",\"conv3x3-bn-relu\",\"output\"]"])["ops"] == (
+        "input", "conv3x3-bn-relu", "output")
+    with pytest.raises(DatasetError, match="key one of"):
+        parse_overrides("mobile", ["depth=3"])
+    with pytest.raises(DatasetError, match="phi=one"):
+        parse_overrides("wrn-eca", ["phi=one"])
+
+
+def test_train_another_family_through_the_cli(ground_models, tmp_path):
+    result = orbitlite("ground", "train", "--data", str(ground_models["patches"]), "--out", str(tmp_path / "m.keras"),
+                       "--arch", "mobile", "--set", "width=0.5", "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("mobile-0.5: ")
+    assert_one_line_error(orbitlite("ground", "train", "--data", str(ground_models["patches"]), "--out",
+                                    str(tmp_path / "n.keras"), "--arch", "wrn-eca", "--set", "depth=11"),
+                          "wrn-eca", "6n + 4")

@@ -1,0 +1,59 @@
+"""The architectures `ground train` and `ground distill` build, by name, with config overrides
+given as `key=value` strings (typed from the family's config dataclass)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any
+
+from ground.tf import keras
+from ground.patches import DatasetError
+from models import FAMILIES
+
+# name -> (family, config fields it fixes)
+ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
+    "cnn-s": ("zoo-cnn", {"size": "cnn-s"}),
+    "cnn-l": ("zoo-cnn", {"size": "cnn-l"}),
+    "wrn-eca": ("wrn-eca", {}),
+    "mobile": ("mobile", {}),
+    "nas-cell": ("nas-cell", {}),
+}
+
+
+def _convert(text: str, kind: Any, key: str) -> Any:
+    try:
+        if kind in (int, float, str):
+            return kind(text)
+        return json.loads(text)  # tuples and nested lists, e.g. matrix=[[0,1],[0,0]]
+    except ValueError as exc:
+        raise DatasetError(f"--set {key}={text}: {exc}") from None
+
+
+def parse_overrides(arch: str, items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """`["dropout=0.1", "activation=tanh"]` as typed config values for `arch`."""
+    config_class = FAMILIES[ARCHITECTURES[arch][0]].config
+    hints = typing.get_type_hints(config_class)
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise DatasetError(f"--set {item!r}: {arch} takes key=value with key one of {', '.join(sorted(fields))}")
+        value = _convert(text, hints[key], key)
+        out[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value) if isinstance(value, list) else value
+    return out
+
+
+def build(arch: str, input_shape: tuple[int, int, int], n_classes: int, head: str, overrides: dict[str, Any],
+          seed: int) -> keras.Model:
+    if arch not in ARCHITECTURES:
+        raise DatasetError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    family_name, fixed = ARCHITECTURES[arch]
+    family = FAMILIES[family_name]
+    try:
+        config = family.config(**{"seed": seed, **overrides, **fixed})
+        return family.build(tuple(int(s) for s in input_shape), n_classes, config, head=head)
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"{arch}: {exc}") from None
