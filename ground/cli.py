@@ -261,6 +261,32 @@ def pareto(models: tuple[Path, ...], out: Path) -> None:
     click.echo(f"{len(points)} models -> {plot(points, metric, out)}")
 
 
+@ground.command()
+@_data_option
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for models, table and plot.")
+@click.option("--archs", default="cnn-l,wrn-eca,mobile,nas-cell", show_default=True,
+              help="Comma-separated architectures to study.")
+@click.option("--student", default="cnn-s", show_default=True, type=click.Choice(_ARCHS), help="The distilled student.")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int)
+def study(data: Path, out: Path, archs: str, student: str, epochs: int, seed: int) -> None:
+    """For each architecture: train, convert fp32 and int8, prune to 50% and convert int8, distill
+    a student and convert int8; evaluate every form; write study.md and pareto.png."""
+    from ground.patches import DatasetError, load_patches
+
+    names = [a.strip() for a in archs.split(",") if a.strip()]
+    unknown = [a for a in names if a not in _ARCHS]
+    if unknown or not names:
+        raise DatasetError(f"--archs: unknown {', '.join(unknown) or 'none given'}; choose from {', '.join(_ARCHS)}")
+    patches = load_patches(data)
+    from ground.study import run_study, study_table, write_study
+
+    rows = run_study(patches, names, out, epochs, student, seed)
+    click.echo(study_table(rows), nl=False)
+    table, plot = write_study(rows, out, patches.source)
+    click.echo(f"table -> {table}\nplot -> {plot}")
+
+
 @ground.group()
 def data() -> None:
     """Datasets in their original layouts (EuroSAT, BigEarthNet, So2Sat LCZ42, hyperspectral)."""

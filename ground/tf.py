@@ -31,4 +31,8 @@ with quiet_stderr():
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
+# Its Python-side advice (e.g. on retracing when models of several shapes are evaluated in one
+# process) is for TensorFlow developers, not for orbitlite's users.
+tf.get_logger().setLevel("ERROR")
+
 __all__ = ["tf", "keras", "tfmot", "quiet_stderr"]

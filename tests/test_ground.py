@@ -125,3 +125,26 @@ def test_train_another_family_through_the_cli(ground_models, tmp_path):
     assert_one_line_error(orbitlite("ground", "train", "--data", str(ground_models["patches"]), "--out",
                                     str(tmp_path / "n.keras"), "--arch", "wrn-eca", "--set", "depth=11"),
                           "wrn-eca", "6n + 4")
+
+
+def test_data_commands_on_real_bigearthnet(tmp_path):
+    from tests.conftest import shared
+
+    root = shared("bigearthnet/configilm_BENv1")
+    listing = orbitlite("ground", "data", "list")
+    assert listing.returncode == 0 and "bigearthnet-s2-npz" in listing.stdout and "so2sat-lcz42" in listing.stdout
+    result = orbitlite("ground", "data", "inspect", "--dataset", "bigearthnet-s2-npz", "--root", str(root), "--split", "val")
+    assert result.returncode == 0, result.stderr
+    assert "10 patches of 120 x 120 px, 12 bands (uint16), multi-label, 19 classes" in result.stdout
+    result = orbitlite("ground", "data", "export", "--dataset", "bigearthnet-s2-npz", "--root", str(root),
+                       "--bands", "B02,B03,B04,B08", "--out", str(tmp_path / "ben.npz"))
+    assert result.returncode == 0, result.stderr
+    assert "30 patches (train 10, val 10, test 10)" in result.stdout
+    ben = load_patches(tmp_path / "ben.npz")
+    assert ben.task == "multi-label" and ben.y.shape == (30, 19) and ben.bands == ("B02", "B03", "B04", "B08")
+    train, val, test = ben.split((0.7, 0.15, 0.15), seed=123)  # the dataset's own split, whatever the seed
+    assert (len(train), len(val), len(test)) == (10, 10, 10)
+    assert_one_line_error(orbitlite("ground", "data", "inspect", "--dataset", "eurosat-ms", "--root", str(tmp_path)),
+                          "eurosat-ms")
+    assert_one_line_error(orbitlite("ground", "data", "inspect", "--dataset", "nope", "--root", str(tmp_path)),
+                          "unknown dataset 'nope'")
