@@ -1,6 +1,6 @@
-"""What every family reads and ends in: a (rows, cols, bands) tile, and a dense classifier with
-a softmax head for single-label tasks (EuroSAT) or a sigmoid head for multi-label ones
-(BigEarthNet), where each class is an independent yes/no."""
+"""What every family shares: the check of its input and task, the classifier head (softmax for
+single-label tasks such as EuroSAT, sigmoid for multi-label ones such as BigEarthNet, where each
+class is an independent yes/no), and batch normalization set for short schedules."""
 
 from __future__ import annotations
 
@@ -26,3 +26,13 @@ def check_task(input_shape: tuple[int, ...], n_classes: int, head: str) -> None:
 def classifier(features: Any, n_classes: int, head: str, initializer: Any = "glorot_uniform") -> Any:
     """The output layer, named `classes` in every family so tools can find it."""
     return keras.layers.Dense(n_classes, activation=head, kernel_initializer=initializer, name="classes")(features)
+
+
+# Keras' default momentum of 0.99 needs several hundred steps before the moving statistics that
+# inference uses forget their initial values; the short schedules of small EO training sets (a
+# few hundred steps) end before that, and the model then predicts one class at evaluation.
+BN_MOMENTUM = 0.9
+
+
+def batch_norm(x: Any, name: str) -> Any:
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)(x)

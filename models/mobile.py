@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import tf_keras as keras
 
-from models.heads import check_task, classifier
+from models.heads import batch_norm, check_task, classifier
 from models.rounding import make_divisible
 
 # Channel counts are rounded to a multiple of 8, as MobileNetV2 does for its hardware.
@@ -73,7 +73,7 @@ def build_mobile(input_shape: tuple[int, int, int], n_classes: int, config: Mobi
 
 def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu6: bool = True):
     x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = batch_norm(x, f"{name}_bn")
     return keras.layers.ReLU(6.0, name=f"{name}_relu6")(x) if relu6 else x
 
 
@@ -84,7 +84,7 @@ def _inverted_residual(x, expansion: int, channels: int, stride: int, name: str)
     if expansion != 1:
         y = _conv_bn(y, x.shape[-1] * expansion, 1, 1, f"{name}_expand")
     y = keras.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_depthwise")(y)
-    y = keras.layers.BatchNormalization(name=f"{name}_depthwise_bn")(y)
+    y = batch_norm(y, f"{name}_depthwise_bn")
     y = keras.layers.ReLU(6.0, name=f"{name}_depthwise_relu6")(y)
     y = _conv_bn(y, channels, 1, 1, f"{name}_project", relu6=False)
     if stride == 1 and x.shape[-1] == channels:

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import tf_keras as keras
 
-from models.heads import check_task, classifier
+from models.heads import batch_norm, check_task, classifier
 
 INPUT, OUTPUT = "input", "output"
 CONV1X1, CONV3X3, MAXPOOL3X3 = "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3"
@@ -167,7 +167,7 @@ def build_nas_cell(input_shape: tuple[int, int, int], n_classes: int, config: Na
 
 def _conv_bn_relu(x, filters: int, kernel: int, name: str):
     x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=name)(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = batch_norm(x, f"{name}_bn")
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import tf_keras as keras
 
-from models.heads import check_task, classifier
+from models.heads import batch_norm, check_task, classifier
 from models.rounding import make_divisible
 
 _STEM = 16
@@ -123,7 +123,7 @@ def _conv(x, filters: int, kernel: int, stride: int, name: str):
 
 
 def _bn_relu(x, name: str):
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = batch_norm(x, f"{name}_bn")
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
