@@ -1,0 +1,173 @@
+"""Budgets on board: how many more tiles a scene may spend, given compute, time and energy.
+
+A `Scheduler` is asked before each batch how many of its tiles may run (`admit`) and told
+afterwards what they cost (`spent`). It stops a scene when the CPU-seconds or the wall-clock
+deadline would be overrun, or when the energy the tiles need would take the battery below its
+reserve (or the satellite is in eclipse and the budget says not to run there). The clocks and the
+power source are injected, so every decision can be replayed exactly in a test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from onboard.errors import OrbitliteError
+
+
+class BudgetError(OrbitliteError):
+    """A budget or board profile that makes no sense."""
+
+
+@dataclass(frozen=True)
+class BoardProfile:
+    """What a board draws idle and while inferring. Energy per tile is the extra over idle,
+    which the payload pays whether it infers or not."""
+
+    name: str
+    idle_watts: float
+    busy_watts: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.idle_watts <= self.busy_watts:
+            raise BudgetError(f"board {self.name}: needs 0 <= idle_watts <= busy_watts, got "
+                              f"{self.idle_watts} and {self.busy_watts}")
+
+    @classmethod
+    def load(cls, path: Path) -> "BoardProfile":
+        try:
+            body = json.loads(Path(path).read_text())
+            return cls(str(body["name"]), float(body["idle_watts"]), float(body["busy_watts"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BudgetError(f"board profile {path} is not JSON with name, idle_watts, busy_watts: {exc}") from None
+
+
+# Typical figures of boards this runtime targets (whole-board draw at the 5 V input, one
+# inference thread busy); a measured profile from `hil` replaces them for a real payload.
+BOARDS = {
+    "rpi-zero-2w": BoardProfile("rpi-zero-2w", 0.6, 1.6),
+    "rpi-4": BoardProfile("rpi-4", 2.7, 4.5),
+    "rpi-5": BoardProfile("rpi-5", 3.0, 6.0),
+    "coral-dev-board": BoardProfile("coral-dev-board", 2.5, 4.0),
+}
+
+
+@dataclass(frozen=True)
+class PowerState:
+    state_of_charge: float  # 0..1
+    capacity_wh: float
+    sunlit: bool
+    watts: float | None = None  # a live reading of the payload's draw, when the bus gives one
+
+
+class PowerSource(Protocol):
+    def read(self) -> PowerState: ...
+
+
+@dataclass
+class FixedPower:
+    """A power source that always reads the same: mains on the bench, or a test."""
+
+    state: PowerState = PowerState(1.0, 100.0, True)
+
+    def read(self) -> PowerState:
+        return self.state
+
+
+@dataclass(frozen=True)
+class Budget:
+    cpu_seconds: float | None = None  # per scene
+    deadline_seconds: float | None = None  # wall clock per scene
+    reserve: float = 0.2  # battery fraction never used for inference
+    run_in_eclipse: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.reserve < 1:
+            raise BudgetError(f"reserve must be a fraction in [0, 1), got {self.reserve}")
+        for name in ("cpu_seconds", "deadline_seconds"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise BudgetError(f"{name} must be positive, got {value}")
+
+
+# Reasons a scheduler gives for stopping; the product lists skipped tiles under them.
+CPU, DEADLINE, RESERVE, ECLIPSE = "cpu budget", "deadline", "energy reserve", "eclipse"
+
+
+@dataclass
+class Scheduler:
+    budget: Budget
+    board: BoardProfile
+    wall: Callable[[], float]  # seconds, monotonic
+    cpu: Callable[[], float]  # process CPU seconds
+    power: PowerSource
+    # Seconds per tile before anything has been measured: deliberately pessimistic, so the first
+    # batch cannot overrun a budget by much.
+    initial_seconds_per_tile: float = 0.01
+    seconds_per_tile: float = field(init=False)
+    energy_joules: float = field(init=False, default=0.0)
+    stopped: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.seconds_per_tile = self.initial_seconds_per_tile
+        self.start_scene()
+
+    def start_scene(self) -> None:
+        self.wall_start, self.cpu_start = self.wall(), self.cpu()
+        self.energy_joules, self.stopped = 0.0, None
+
+    def _joules_per_tile(self, state: PowerState) -> float:
+        extra_watts = (state.watts - self.board.idle_watts) if state.watts is not None \
+            else (self.board.busy_watts - self.board.idle_watts)
+        return max(extra_watts, 0.0) * self.seconds_per_tile
+
+    def admit(self, tiles: int) -> tuple[int, str | None]:
+        """How many of the next `tiles` may run, and the reason when that is fewer."""
+        if self.stopped:
+            return 0, self.stopped
+        state = self.power.read()
+        limits: list[tuple[float, str]] = []
+        if not state.sunlit and not self.budget.run_in_eclipse:
+            limits.append((0, ECLIPSE))
+        if self.budget.cpu_seconds is not None:
+            left = self.budget.cpu_seconds - (self.cpu() - self.cpu_start)
+            limits.append((left / self.seconds_per_tile, CPU))
+        if self.budget.deadline_seconds is not None:
+            left = self.budget.deadline_seconds - (self.wall() - self.wall_start)
+            limits.append((left / self.seconds_per_tile, DEADLINE))
+        joules = self._joules_per_tile(state)
+        if joules > 0:
+            available = (state.state_of_charge - self.budget.reserve) * state.capacity_wh * 3600.0
+            limits.append((available / joules, RESERVE))
+        allowed, reason = tiles, None
+        for limit, why in limits:
+            n = max(0, math.floor(limit))
+            if n < allowed:
+                allowed, reason = n, why
+        if allowed == 0:
+            self.stopped = reason
+        return allowed, reason
+
+    def spent(self, tiles: int, seconds: float) -> None:
+        """Learn the cost per tile from a batch that ran (an average weighted to recent batches)."""
+        if tiles <= 0:
+            return
+        per_tile = seconds / tiles
+        self.energy_joules += self._joules_per_tile(self.power.read()) * tiles
+        self.seconds_per_tile = per_tile if self.seconds_per_tile == self.initial_seconds_per_tile \
+            else 0.7 * self.seconds_per_tile + 0.3 * per_tile
+
+    def left(self) -> dict[str, float | None]:
+        """What is left of each budget, for telemetry."""
+        state = self.power.read()
+        return {
+            "cpu_seconds": None if self.budget.cpu_seconds is None
+            else round(self.budget.cpu_seconds - (self.cpu() - self.cpu_start), 3),
+            "wall_seconds": None if self.budget.deadline_seconds is None
+            else round(self.budget.deadline_seconds - (self.wall() - self.wall_start), 3),
+            "energy_wh": round((state.state_of_charge - self.budget.reserve) * state.capacity_wh, 4),
+            "seconds_per_tile": self.seconds_per_tile,
+        }
