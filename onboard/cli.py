@@ -26,7 +26,13 @@ def onboard() -> None:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(1, 65536),
               help="Tiles per interpreter invoke.")
-def run(scene: Path, model_path: Path, out_dir: Path, bands: str | None, threads: int, batch: int) -> None:
+@click.option("--interpreter", default="auto", show_default=True,
+              type=click.Choice(["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]),
+              help="auto: LiteRT, else tflite_runtime; tensorflow (tf.lite) on the ground only.")
+@click.option("--accelerator", default="cpu", show_default=True, type=click.Choice(["cpu", "edgetpu"]),
+              help="edgetpu runs the model through the Coral delegate (libedgetpu).")
+def run(scene: Path, model_path: Path, out_dir: Path, bands: str | None, threads: int, batch: int,
+        interpreter: str, accelerator: str) -> None:
     """Classify every tile of SCENE and write the product.
 
     SCENE is a (band, row, col) .npy array of uint8, uint16 or float32. Bands are matched to the
@@ -37,7 +43,8 @@ def run(scene: Path, model_path: Path, out_dir: Path, bands: str | None, threads
       orbitlite onboard run scene.npy --bands B02,B03,B04,B08 --model m.tflite --out products/
     """
     s = open_scene(scene, parse_bands(bands))
-    product, path = run_scene(s, model_path, out_dir, threads=threads, batch=batch)
+    product, path = run_scene(s, model_path, out_dir, threads=threads, batch=batch, interpreter=interpreter,
+                              accelerator=accelerator)
     rt = product.runtime
     classified = int((product.class_map != NODATA).sum())
     click.echo(f"{s.id}: {classified} tiles in {rt['seconds']:.3f} s ({rt['tiles_per_s']} tiles/s, "

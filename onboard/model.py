@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import importlib
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,22 +16,59 @@ from onboard.errors import ManifestError, ModelError
 from onboard.manifest import Manifest, Quantization, read_manifest, sidecar_path
 
 
-def interpreter_class() -> tuple[type, str]:
-    """The TFLite interpreter this board has: LiteRT (`ai_edge_litert`) by default, the older
+# The interpreters this runtime can drive, in the order `auto` tries them. `tensorflow` (tf.lite)
+# is for the ground only: it is never installed on the board.
+INTERPRETERS = {
+    "ai_edge_litert": ("ai_edge_litert.interpreter", None),
+    "tflite_runtime": ("tflite_runtime.interpreter", None),
+    "tensorflow": ("tensorflow", "lite"),  # tf.lite exists only as an attribute of the top package
+}
+INSTALL = {
+    "ai_edge_litert": "pip install ai-edge-litert",
+    "tflite_runtime": "pip install tflite-runtime (numpy<2 boards)",
+    "tensorflow": "pip install 'orbitlite[ground]' (the ground only)",
+}
+# The Coral Edge TPU's delegate library, by platform.
+EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
+
+
+def _module(name: str):
+    module, attribute = INTERPRETERS[name]
+    loaded = importlib.import_module(module)
+    return getattr(loaded, attribute) if attribute else loaded
+
+
+def interpreter_class(name: str = "auto") -> tuple[type, str]:
+    """The TFLite interpreter to use: by default LiteRT (`ai_edge_litert`), else the older
     `tflite_runtime` on boards that cannot run numpy 2."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
+    if name != "auto" and name not in INTERPRETERS:
+        raise ModelError(f"unknown interpreter {name!r}; choose auto, {', '.join(INTERPRETERS)}")
+    for candidate in ([name] if name != "auto" else ["ai_edge_litert", "tflite_runtime"]):
+        try:
+            return _module(candidate).Interpreter, candidate
+        except ImportError:
+            continue
+    if name != "auto":
+        raise ModelError(f"interpreter {name} is not installed: {INSTALL[name]}")
+    raise ModelError(
+        "no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime on numpy<2 boards)"
+    )
 
-        return Interpreter, "ai_edge_litert"
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter
 
-        return Interpreter, "tflite_runtime"
-    except ImportError:
+def edgetpu_delegate(interpreter_name: str) -> Any:
+    """The Coral Edge TPU delegate, from its library (libedgetpu)."""
+    library = EDGETPU_LIBRARY.get(platform.system(), EDGETPU_LIBRARY["Linux"])
+    module = _module(interpreter_name)
+    load = getattr(module, "load_delegate", None) or module.experimental.load_delegate
+    try:
+        # Probe the library first: a failed load_delegate leaves a half-built Delegate whose
+        # destructor prints a traceback.
+        ctypes.CDLL(library)
+        return load(library)
+    except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(
-            "no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime on numpy<2 boards)"
+            f"the Edge TPU needs its delegate library {library}, which cannot be loaded ({exc}): install the "
+            "Coral runtime (libedgetpu1-std) or run with --accelerator cpu"
         ) from None
 
 
@@ -52,9 +92,13 @@ class LoadedModel:
             self.batch = batch
 
 
-def load_model(path: Path, threads: int = 1, batch: int = 1) -> LoadedModel:
+def load_model(path: Path, threads: int = 1, batch: int = 1, interpreter: str = "auto",
+               accelerator: str = "cpu") -> LoadedModel:
     """Load `path` and its manifest (`path` + `.json`), refusing a model that is missing, corrupt,
-    truncated, or not the one its manifest describes."""
+    truncated, or not the one its manifest describes. `accelerator="edgetpu"` runs it through the
+    Coral Edge TPU delegate."""
+    if accelerator not in ("cpu", "edgetpu"):
+        raise ModelError(f"unknown accelerator {accelerator!r}; choose cpu or edgetpu")
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model {path} not found")
@@ -71,9 +115,10 @@ def load_model(path: Path, threads: int = 1, batch: int = 1) -> LoadedModel:
         )
     if content[4:8] != b"TFL3":
         raise ModelError(f"model {path} is not a TFLite flatbuffer")
-    cls, name = interpreter_class()
+    cls, name = interpreter_class(interpreter)
+    delegates = [edgetpu_delegate(name)] if accelerator == "edgetpu" else None
     try:
-        interpreter = cls(model_content=content, num_threads=threads)
+        interpreter = cls(model_content=content, num_threads=threads, experimental_delegates=delegates)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"model {path} cannot be loaded by {name}: {exc}") from None

@@ -103,10 +103,11 @@ def product_path(out_dir: Path, scene: Scene, model: LoadedModel) -> Path:
 
 
 def run_scene(scene: Scene, model_path: Path, out_dir: Path, *, threads: int = 1, batch: int = 256,
+              interpreter: str = "auto", accelerator: str = "cpu",
               clock: Clock = time.perf_counter) -> tuple[Product, Path]:
     """Classify `scene` with the model at `model_path` and write the product into `out_dir`.
     The output directory is checked before any work is done."""
     ensure_writable_dir(out_dir)
-    model = load_model(model_path, threads=threads, batch=batch)
+    model = load_model(model_path, threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator)
     product = classify_scene(scene, model, clock=clock)
     return product, product.write(product_path(out_dir, scene, model))

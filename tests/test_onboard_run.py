@@ -55,3 +55,29 @@ def test_batch_size_does_not_change_the_result(ground_models, spyndex_scene, bat
     reference_product = classify_scene(scene, load_model(ground_models["tflite"], batch=1), clock=lambda: 0.0)
     np.testing.assert_array_equal(p.class_map, reference_product.class_map)
     np.testing.assert_array_equal(p.confidence, reference_product.confidence)
+
+
+def test_tf_lite_interpreter_gives_the_same_product(ground_models, spyndex_scene):
+    scene = Scene("s", spyndex_scene, tuple(SPYNDEX_BANDS.split(",")))
+    litert = load_model(ground_models["tflite"], batch=64)
+    tflite = load_model(ground_models["tflite"], batch=64, interpreter="tensorflow")
+    assert (litert.interpreter_name, tflite.interpreter_name) == ("ai_edge_litert", "tensorflow")
+    a = classify_scene(scene, litert, clock=lambda: 0.0)
+    b = classify_scene(scene, tflite, clock=lambda: 0.0)
+    np.testing.assert_array_equal(a.class_map, b.class_map)
+    np.testing.assert_array_equal(a.confidence, b.confidence)
+
+
+def test_edgetpu_without_its_library_is_one_clear_line(ground_models, tmp_path):
+    from tests.conftest import assert_one_line_error
+
+    result = orbitlite("onboard", "run", str(SPYNDEX_NPY), "--bands", SPYNDEX_BANDS, "--model",
+                       str(ground_models["tflite"]), "--out", str(tmp_path), "--accelerator", "edgetpu")
+    assert_one_line_error(result, "libedgetpu.so.1", "--accelerator cpu")
+
+
+def test_an_interpreter_that_is_not_installed(ground_models):
+    from onboard.errors import ModelError
+
+    with pytest.raises(ModelError, match="tflite_runtime is not installed: pip install tflite-runtime"):
+        load_model(ground_models["tflite"], interpreter="tflite_runtime")
