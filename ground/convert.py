@@ -83,7 +83,7 @@ def tflite_scores(model_path: Path, patches: PatchSet, threads: int = 1) -> np.n
     """Class probabilities of `patches` through the on-board runtime."""
     loaded = load_model(model_path, threads=threads, batch=256)
     scene, origins = patches_as_scene(patches)
-    return score_tiles(loaded, TilePreprocessor(scene, loaded.manifest), origins)
+    return score_tiles(loaded, TilePreprocessor(scene.bands, loaded.manifest, scene.id), scene.data, origins)
 
 
 def write_tflite(model: keras.Model, record: ModelRecord, train: PatchSet, test: PatchSet, out: Path,

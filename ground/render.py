@@ -15,6 +15,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 from onboard.files import write_verified  # noqa: E402
+from onboard.preprocess import band_positions  # noqa: E402
 from onboard.product import NODATA, Product  # noqa: E402
 from onboard.scene import Scene  # noqa: E402
 
@@ -28,7 +29,8 @@ NODATA_COLOUR = "#000000"
 
 def true_colour(scene: Scene) -> np.ndarray:
     """An RGB picture (B04, B03, B02) stretched between the 2nd and 98th percentiles."""
-    rgb = np.stack([np.asarray(scene.data[i], dtype=np.float32) for i in scene.band_indices(("B04", "B03", "B02"))], axis=-1)
+    rgb = np.stack([np.asarray(scene.data[i], dtype=np.float32)
+                    for i in band_positions(scene.bands, ("B04", "B03", "B02"), scene.id)], axis=-1)
     lo, hi = np.percentile(rgb, (2, 98))
     return np.clip((rgb - lo) / max(hi - lo, 1e-6), 0, 1)
 

@@ -1,23 +1,37 @@
-"""Tile pre-processing for one model and one scene, through the fused C kernel."""
+"""Tile pre-processing for one model, through the fused C kernel."""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 
 from onboard import _native
 from onboard.errors import SceneError
 from onboard.manifest import Manifest
-from onboard.scene import Scene
+
+
+def band_positions(available: Sequence[str], needed: Sequence[str], source: str) -> list[int]:
+    """Positions of the `needed` bands among the `available` ones, matched by name; refuses a
+    source lacking one."""
+    missing = [b for b in needed if b not in available]
+    if missing:
+        raise SceneError(
+            f"scene {source} lacks band(s) {','.join(missing)} that the model needs "
+            f"(scene has {','.join(available)})"
+        )
+    return [list(available).index(b) for b in needed]
 
 
 class TilePreprocessor:
-    """Writes model-ready tiles of `scene` for `manifest`'s model straight into a buffer (the
-    interpreter's input tensor): bands by name, (x - mean) / std, then the input quantization."""
+    """Writes model-ready tiles straight into a buffer (the interpreter's input tensor): the
+    model's bands picked by name from arrays whose bands are `bands`, (x - mean) / std, then the
+    model's input quantization."""
 
-    def __init__(self, scene: Scene, manifest: Manifest) -> None:
-        self.scene = scene
+    def __init__(self, bands: Sequence[str], manifest: Manifest, source: str) -> None:
+        self.source = source
         self.tile_rows, self.tile_cols = manifest.tile_shape
-        self.band_index = np.asarray(scene.band_indices(manifest.bands), dtype=np.int64)
+        self.band_index = np.asarray(band_positions(bands, manifest.bands, source), dtype=np.int64)
         self.offset = np.asarray(manifest.mean, dtype=np.float32)
         std = np.asarray(manifest.std, dtype=np.float32)
         quant = manifest.input.quantization
@@ -29,15 +43,14 @@ class TilePreprocessor:
             self.zero_point = quant.zero_point
         self.dtype = np.dtype(manifest.input.dtype)
 
-    def __call__(self, origins: np.ndarray, out: np.ndarray) -> None:
-        """Fill `out` (len(origins) x rows x cols x bands) with the tiles at `origins`."""
-        bad = _native.preprocess_tiles(
-            self.scene.data, origins, self.tile_rows, self.tile_cols,
-            self.band_index, self.offset, self.factor, self.zero_point, out,
-        )
+    def __call__(self, data: np.ndarray, origins: np.ndarray, out: np.ndarray) -> None:
+        """Fill `out` (len(origins) x rows x cols x bands) with the tiles of `data` (band, row,
+        col) at `origins`."""
+        bad = _native.preprocess_tiles(data, origins, self.tile_rows, self.tile_cols,
+                                       self.band_index, self.offset, self.factor, self.zero_point, out)
         if bad:
             r, c = origins[0]
             raise SceneError(
-                f"scene {self.scene.id} has {bad} NaN or infinite value(s) (in the {len(origins)} tiles "
+                f"scene {self.source} has {bad} NaN or infinite value(s) (in the {len(origins)} tiles "
                 f"from row {r}, col {c} on): mask them as no-data before running"
             )

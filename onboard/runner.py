@@ -22,9 +22,10 @@ Clock = Callable[[], float]
 Progress = Callable[[int], None]
 
 
-def iter_scores(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """For each batch of tiles at `origins`: its first index and the model's raw output for it
-    (quantized for an int8 model; see `dequantize`)."""
+def iter_scores(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray,
+                origins: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """For each batch of the tiles of `data` at `origins`: its first index and the model's raw
+    output for it (quantized for an int8 model; see `dequantize`)."""
     n = len(origins)
     interp, batch = model.interpreter, model.batch
     for start in range(0, n, batch):
@@ -33,7 +34,7 @@ def iter_scores(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarray) 
         if k < batch:  # the last batch: repeat its last tile rather than re-allocating tensors
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - k, axis=0)])
         buffer = interp.tensor(model.input_index)()
-        pre(chunk, buffer)
+        pre(data, chunk, buffer)
         del buffer  # the interpreter refuses to run while a view of its memory is held
         interp.invoke()
         yield start, interp.get_tensor(model.output_index)[:k]
@@ -47,12 +48,12 @@ def dequantize(model: LoadedModel, raw: np.ndarray) -> np.ndarray:
     return (raw.astype(np.float32) - np.float32(quant.zero_point)) * np.float32(quant.scale)
 
 
-def classify_tiles(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarray,
+def classify_tiles(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray,
                    progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 class and confidence (probability x 255, uint8) of the tiles at `origins`."""
     classes = np.empty(len(origins), dtype=np.uint8)
     confidence = np.empty(len(origins), dtype=np.uint8)
-    for start, raw in iter_scores(model, pre, origins):
+    for start, raw in iter_scores(model, pre, data, origins):
         k = len(raw)
         top = raw.argmax(axis=1)  # dequantizing is monotonic: the top class is the same
         prob = dequantize(model, raw[np.arange(k), top])
@@ -63,10 +64,10 @@ def classify_tiles(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarra
     return classes, confidence
 
 
-def score_tiles(model: LoadedModel, pre: TilePreprocessor, origins: np.ndarray) -> np.ndarray:
+def score_tiles(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray) -> np.ndarray:
     """Probabilities of every class for every tile at `origins` (for evaluation on the ground)."""
     scores = np.empty((len(origins), len(model.manifest.classes)), dtype=np.float32)
-    for start, raw in iter_scores(model, pre, origins):
+    for start, raw in iter_scores(model, pre, data, origins):
         scores[start:start + len(raw)] = dequantize(model, raw)
     return scores
 
@@ -80,11 +81,11 @@ def classify_scene(scene: Scene, model: LoadedModel, *, clock: Clock, now: Calla
     """Run `model` over every tile of `scene` (with a progress bar at a terminal) and return the
     product."""
     manifest = model.manifest
-    pre = TilePreprocessor(scene, manifest)
+    pre = TilePreprocessor(scene.bands, manifest, scene.id)
     grid = TileGrid.covering(scene.shape, manifest.tile_shape)
     with progress_bar(len(grid), f"classifying {scene.id}") as bar:
         started = clock()
-        classes, confidence = classify_tiles(model, pre, grid.origins(), bar.update)
+        classes, confidence = classify_tiles(model, pre, scene.data, grid.origins(), bar.update)
         seconds = clock() - started
     return Product(
         scene_id=scene.id, scene_shape=scene.shape, scene_bands=scene.bands, scene_bytes=scene.nbytes,

@@ -45,16 +45,6 @@ class Scene:
     def nbytes(self) -> int:
         return int(self.data.nbytes)
 
-    def band_indices(self, names: Sequence[str]) -> list[int]:
-        """Positions of `names` in this scene, matched by name; refuses a scene lacking one."""
-        missing = [b for b in names if b not in self.bands]
-        if missing:
-            raise SceneError(
-                f"scene {self.id} lacks band(s) {','.join(missing)} that the model needs "
-                f"(scene has {','.join(self.bands)})"
-            )
-        return [self.bands.index(b) for b in names]
-
 
 def parse_bands(text: str | None) -> tuple[str, ...] | None:
     if text is None:

@@ -19,7 +19,7 @@ def _plain_loop(scene: np.ndarray, model_path) -> np.ndarray:
     """One tile per invoke, pre-processed by the numpy reference."""
     model = load_model(model_path)
     m = model.manifest
-    pre = TilePreprocessor(Scene("s", scene, tuple(SPYNDEX_BANDS.split(","))), m)
+    pre = TilePreprocessor(tuple(SPYNDEX_BANDS.split(",")), m, "s")
     grid = TileGrid.covering(scene.shape[1:], m.tile_shape)
     tiles = reference.preprocess_tiles(scene, grid.origins(), *m.tile_shape, pre.band_index, pre.offset,
                                        pre.factor, pre.zero_point, pre.dtype)
