@@ -107,38 +107,39 @@ class Scheduler:
     # Seconds per tile before anything has been measured: deliberately pessimistic, so the first
     # batch cannot overrun a budget by much.
     initial_seconds_per_tile: float = 0.01
-    seconds_per_tile: float = field(init=False)
+    # Cost per tile of each model (a ladder's rungs and a cascade's stages cost differently).
+    per_tile: dict[str, float] = field(init=False, default_factory=dict)
     energy_joules: float = field(init=False, default=0.0)
-    stopped: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.seconds_per_tile = self.initial_seconds_per_tile
         self.start_scene()
 
     def start_scene(self) -> None:
         self.wall_start, self.cpu_start = self.wall(), self.cpu()
-        self.energy_joules, self.stopped = 0.0, None
+        self.energy_joules = 0.0
 
-    def _joules_per_tile(self, state: PowerState) -> float:
+    def seconds_per_tile(self, model: str = "model") -> float:
+        return self.per_tile.get(model, self.initial_seconds_per_tile)
+
+    def _joules_per_tile(self, state: PowerState, model: str) -> float:
         extra_watts = (state.watts - self.board.idle_watts) if state.watts is not None \
             else (self.board.busy_watts - self.board.idle_watts)
-        return max(extra_watts, 0.0) * self.seconds_per_tile
+        return max(extra_watts, 0.0) * self.seconds_per_tile(model)
 
-    def admit(self, tiles: int) -> tuple[int, str | None]:
-        """How many of the next `tiles` may run, and the reason when that is fewer."""
-        if self.stopped:
-            return 0, self.stopped
+    def admit(self, tiles: int, model: str = "model") -> tuple[int, str | None]:
+        """How many of the next `tiles` may run on `model`, and the reason when that is fewer."""
+        seconds_per_tile = self.seconds_per_tile(model)
         state = self.power.read()
         limits: list[tuple[float, str]] = []
         if not state.sunlit and not self.budget.run_in_eclipse:
             limits.append((0, ECLIPSE))
         if self.budget.cpu_seconds is not None:
             left = self.budget.cpu_seconds - (self.cpu() - self.cpu_start)
-            limits.append((left / self.seconds_per_tile, CPU))
+            limits.append((left / seconds_per_tile, CPU))
         if self.budget.deadline_seconds is not None:
             left = self.budget.deadline_seconds - (self.wall() - self.wall_start)
-            limits.append((left / self.seconds_per_tile, DEADLINE))
-        joules = self._joules_per_tile(state)
+            limits.append((left / seconds_per_tile, DEADLINE))
+        joules = self._joules_per_tile(state, model)
         if joules > 0:
             available = (state.state_of_charge - self.budget.reserve) * state.capacity_wh * 3600.0
             limits.append((available / joules, RESERVE))
@@ -147,18 +148,16 @@ class Scheduler:
             n = max(0, math.floor(limit))
             if n < allowed:
                 allowed, reason = n, why
-        if allowed == 0:
-            self.stopped = reason
         return allowed, reason
 
-    def spent(self, tiles: int, seconds: float) -> None:
-        """Learn the cost per tile from a batch that ran (an average weighted to recent batches)."""
+    def spent(self, tiles: int, seconds: float, model: str = "model") -> None:
+        """Learn `model`'s cost per tile from a batch that ran (an average weighted to recent
+        batches)."""
         if tiles <= 0:
             return
-        per_tile = seconds / tiles
-        self.energy_joules += self._joules_per_tile(self.power.read()) * tiles
-        self.seconds_per_tile = per_tile if self.seconds_per_tile == self.initial_seconds_per_tile \
-            else 0.7 * self.seconds_per_tile + 0.3 * per_tile
+        measured = seconds / tiles
+        self.per_tile[model] = measured if model not in self.per_tile else 0.7 * self.per_tile[model] + 0.3 * measured
+        self.energy_joules += self._joules_per_tile(self.power.read(), model) * tiles
 
     def left(self) -> dict[str, float | None]:
         """What is left of each budget, for telemetry."""
@@ -169,5 +168,5 @@ class Scheduler:
             "wall_seconds": None if self.budget.deadline_seconds is None
             else round(self.budget.deadline_seconds - (self.wall() - self.wall_start), 3),
             "energy_wh": round((state.state_of_charge - self.budget.reserve) * state.capacity_wh, 4),
-            "seconds_per_tile": self.seconds_per_tile,
+            "seconds_per_tile": dict(self.per_tile),
         }

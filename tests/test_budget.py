@@ -37,18 +37,20 @@ def test_cpu_budget_stops_at_its_edge():
     assert s.admit(80) == (50, CPU)
     cpu.t = 1.0
     s.spent(50, 0.5)
-    assert s.admit(10) == (0, CPU) and s.stopped == CPU
-    assert s.admit(10) == (0, CPU), "a stopped scene stays stopped"
+    assert s.admit(10) == (0, CPU)
+    assert s.admit(10, "a cheaper twin") == (0, CPU), "no model runs on an exhausted budget"
 
 
 def test_deadline_uses_the_wall_clock_and_learns_the_cost():
     s, wall, cpu = _scheduler(Budget(deadline_seconds=2.0, reserve=0.0))
     wall.t = 1.0
     s.spent(10, 1.0)  # a slow first batch: 0.1 s a tile
-    assert s.seconds_per_tile == pytest.approx(0.1)
+    assert s.seconds_per_tile() == pytest.approx(0.1)
     assert s.admit(100) == (10, DEADLINE)
     s.spent(10, 0.5)  # faster now: the estimate moves towards it
-    assert s.seconds_per_tile == pytest.approx(0.7 * 0.1 + 0.3 * 0.05)
+    assert s.seconds_per_tile() == pytest.approx(0.7 * 0.1 + 0.3 * 0.05)
+    s.spent(10, 0.1, "small")  # a smaller twin, 10 ms a tile, fits 100 in the same second
+    assert s.admit(500, "small") == (100, DEADLINE)
 
 
 def test_energy_reserve_is_never_dipped_into():
