@@ -35,6 +35,8 @@ class Product:
     confidence: np.ndarray  # uint8, top-1 probability x 255
     uncertain_below: int  # tiles with confidence under this are listed as uncertain
     skipped: list[dict[str, Any]] = field(default_factory=list)  # {"reason": str, "tiles": int}
+    # Per tile: 0 if classified, else 1 + the index of its reason in `skipped`. None: none skipped.
+    skip_map: np.ndarray | None = None
     created: str = ""  # UTC ISO 8601, from the injected clock
     runtime: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +66,7 @@ class Product:
             "histogram": self.histogram,
             "uncertain": {"below": self.uncertain_below, "tiles": self.uncertain},
             "skipped": self.skipped,
+            "skip_map": None if self.skip_map is None else _encode_raster(self.skip_map),
             "created": self.created,
             "runtime": self.runtime,
         }
@@ -107,6 +110,7 @@ def decode_product(data: bytes, source: str = "product") -> Product:
             grid=TileGrid.covering(shape, tuple(grid["tile"]), tuple(grid["stride"])),
             class_map=_decode_raster(body["class_map"]), confidence=_decode_raster(body["confidence"]),
             uncertain_below=int(body["uncertain"]["below"]), skipped=list(body["skipped"]),
+            skip_map=None if body.get("skip_map") is None else _decode_raster(body["skip_map"]),
             created=body["created"], runtime=dict(body["runtime"]),
         )
     except (KeyError, TypeError, ValueError, zlib.error) as exc:

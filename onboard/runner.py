@@ -1,25 +1,45 @@
-"""Classifying a scene tile by tile: pre-process a batch straight into the interpreter's input
-tensor, invoke, keep the top class and its confidence."""
+"""Classifying a scene tile by tile, one strip of tiles at a time in bounded memory: read the
+strip, pre-screen its tiles, let the scheduler admit what the budgets allow, pre-process each
+batch straight into the interpreter's input tensor, invoke, keep the top class and confidence,
+and journal every strip so a killed run resumes where it stopped."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from onboard.budget import Scheduler
 from onboard.files import ensure_writable_dir
 from onboard.model import LoadedModel, load_model
-from onboard.preprocess import TilePreprocessor
+from onboard.preprocess import TilePreprocessor, band_positions
+from onboard.product import NODATA, Product
 from onboard.progress import progress_bar
-from onboard.product import Product
 from onboard.scene import Scene
+from onboard.screening import CLOUD_BANDS, KEEP, REASONS, Screening, screen_tiles
 from onboard.tiling import TileGrid
+
+if TYPE_CHECKING:  # the store is only handed in by the caller
+    from onboard.store import Store
 
 Clock = Callable[[], float]
 Progress = Callable[[int], None]
+
+
+class StripSource(Protocol):
+    """A scene read a strip of rows at a time (an in-memory Scene, or a raster on disk)."""
+
+    id: str
+    bands: tuple[str, ...]
+    shape: tuple[int, int]
+    dtype: np.dtype
+    footprint: dict | None
+
+    def read_strip(self, band_index: Sequence[int], row0: int, out: np.ndarray) -> int: ...
 
 
 def iter_scores(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray,
@@ -76,34 +96,181 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def classify_scene(scene: Scene, model: LoadedModel, *, clock: Clock, now: Callable[[], datetime] = utc_now,
-                   uncertain_below: int = 128) -> Product:
-    """Run `model` over every tile of `scene` (with a progress bar at a terminal) and return the
-    product."""
-    manifest = model.manifest
-    pre = TilePreprocessor(scene.bands, manifest, scene.id)
-    grid = TileGrid.covering(scene.shape, manifest.tile_shape)
-    with progress_bar(len(grid), f"classifying {scene.id}") as bar:
-        started = clock()
-        classes, confidence = classify_tiles(model, pre, scene.data, grid.origins(), bar.update)
-        seconds = clock() - started
-    return Product(
-        scene_id=scene.id, scene_shape=scene.shape, scene_bands=scene.bands, scene_bytes=scene.nbytes,
-        footprint=scene.footprint, model_id=manifest.id, model_sha256=manifest.sha256,
-        classes=manifest.classes, grid=grid,
-        class_map=classes.reshape(grid.rows, grid.cols), confidence=confidence.reshape(grid.rows, grid.cols),
-        uncertain_below=uncertain_below, created=now().isoformat(timespec="seconds"),
-        runtime={"interpreter": model.interpreter_name, "threads": model.threads, "batch": model.batch,
-                 "tiles": len(grid), "seconds": round(seconds, 6),
-                 "tiles_per_s": round(len(grid) / seconds, 1) if seconds > 0 else None},
+@dataclass
+class Plan:
+    """How a scene is run. `ladder` lists the models in order of preference: the first runs while
+    the budgets allow, each next (cheaper) twin takes over the tiles the one before could not
+    afford. `cascade` is a larger model re-classifying the tiles the ladder was unsure of
+    (confidence under `cascade_below`), as far as the budgets allow."""
+
+    ladder: list[LoadedModel]
+    cascade: LoadedModel | None = None
+    cascade_below: int = 128
+    screening: Screening | None = None
+    scheduler: Scheduler | None = None
+    store: "Store | None" = None
+    priority: int = 0
+    uncertain_below: int = 128
+    clock: Clock = time.perf_counter
+    now: Callable[[], datetime] = utc_now
+
+    @property
+    def models(self) -> list[LoadedModel]:
+        return [*self.ladder, *([self.cascade] if self.cascade else [])]
+
+    @property
+    def id(self) -> str:
+        """The id products and the journal know this plan by."""
+        ids = "|".join(m.manifest.id for m in self.ladder)
+        return ids + (f">{self.cascade.manifest.id}" if self.cascade else "")
+
+
+@dataclass
+class _Results:
+    """The scene's tile results as they accumulate: classes, confidences and skip reasons."""
+
+    n: int
+    classes: np.ndarray = field(init=False)
+    confidence: np.ndarray = field(init=False)
+    reason: list[str | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.classes = np.full(self.n, NODATA, np.uint8)
+        self.confidence = np.full(self.n, NODATA, np.uint8)
+        self.reason = [None] * self.n
+
+
+def _runs(reasons: list[str | None]) -> Iterator[tuple[int, int, str | None]]:
+    """(start, count, reason) of each run of equal reasons."""
+    start = 0
+    for i in range(1, len(reasons) + 1):
+        if i == len(reasons) or reasons[i] != reasons[start]:
+            yield start, i - start, reasons[start]
+            start = i
+
+
+def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock | None = None,
+                   now: Callable[[], datetime] | None = None) -> Product:
+    """Run `plan` (or one model) over every tile of `scene`, a strip of tiles at a time, and
+    return the product. With a store in the plan, every strip is journaled and a scene killed
+    half-way resumes from its last committed tile."""
+    if isinstance(plan, LoadedModel):
+        plan = Plan([plan])
+    clock = clock or plan.clock
+    now = now or plan.now
+    first = plan.ladder[0].manifest
+    for m in plan.models[1:]:
+        if m.manifest.tile_shape != first.tile_shape or m.manifest.classes != first.classes:
+            raise ValueError(f"{m.manifest.id} does not share {first.id}'s tile size and classes")
+    grid = TileGrid.covering(scene.shape, first.tile_shape)
+    th, cols = first.tile_shape[0], scene.shape[1]
+    # The strip holds every band a model needs (and the cloud test's, when it can run).
+    needed = list(dict.fromkeys(b for m in plan.models for b in m.manifest.bands))
+    if plan.screening and plan.screening.cloud:
+        needed += [b for b in CLOUD_BANDS if b in scene.bands and b not in needed]
+    band_index = band_positions(scene.bands, needed, scene.id)  # refuses a scene lacking one
+    pres = {id(m): TilePreprocessor(needed, m.manifest, scene.id) for m in plan.models}
+    strip = np.empty((len(needed), th, cols), dtype=scene.dtype)
+    col_origins = np.arange(grid.cols, dtype=np.int64) * grid.stride_cols
+    origins = np.stack([np.zeros(grid.cols, np.int64), col_origins], axis=1)
+
+    results = _Results(len(grid))
+    resume = 0
+    if plan.store:
+        resume = plan.store.begin_scene(scene.id, plan.id, len(grid), {"shape": list(scene.shape)})
+        if resume:
+            results.classes[:resume], results.confidence[:resume] = plan.store.tile_results(scene.id, plan.id)
+            for run in plan.store.skipped(scene.id, plan.id):
+                results.reason[run.start:run.start + run.tiles] = [run.reason] * run.tiles
+    if plan.scheduler:
+        plan.scheduler.start_scene()
+
+    started = clock()
+    with progress_bar(len(grid) - resume, f"classifying {scene.id}") as bar:
+        for r in range(resume // grid.cols, grid.rows):
+            row0 = r * grid.stride_rows
+            filled = scene.read_strip(band_index, row0, strip)
+            data = strip[:, :filled, :]
+            base = r * grid.cols
+            todo = np.arange(max(resume - base, 0), grid.cols)
+            if plan.screening:
+                codes = screen_tiles(data, tuple(needed), row0, col_origins, first.tile_shape, plan.screening)
+                for code, why in REASONS.items():
+                    for t in todo[codes[todo] == code]:
+                        results.reason[base + t] = why
+                todo = todo[codes[todo] == KEEP]
+            why = None
+            for model in plan.ladder:
+                if not len(todo):
+                    break
+                n, why = plan.scheduler.admit(len(todo), model.manifest.id) if plan.scheduler else (len(todo), None)
+                if n:
+                    _run(model, pres[id(model)], data, origins, todo[:n], base, results, plan, clock)
+                    todo = todo[n:]
+            for t in todo:
+                results.reason[base + t] = why
+            if plan.cascade:
+                unsure = np.flatnonzero(results.confidence[base:base + grid.cols] < plan.cascade_below)
+                unsure = unsure[(results.classes[base + unsure] != NODATA)]
+                n, _ = plan.scheduler.admit(len(unsure), plan.cascade.manifest.id) if plan.scheduler else (len(unsure), None)
+                if n:
+                    _run(plan.cascade, pres[id(plan.cascade)], data, origins, unsure[:n], base, results, plan, clock)
+            if plan.store:
+                _journal(plan.store, scene.id, plan.id, results, max(resume, base), base + grid.cols)
+            bar.update(base + grid.cols - max(resume, base))
+    seconds = clock() - started
+
+    reasons = sorted({r for r in results.reason if r})
+    skip_codes = {why: i + 1 for i, why in enumerate(reasons)}
+    product = Product(
+        scene_id=scene.id, scene_shape=scene.shape, scene_bands=scene.bands,
+        scene_bytes=int(np.prod(scene.shape)) * len(scene.bands) * np.dtype(scene.dtype).itemsize,
+        footprint=scene.footprint, model_id=plan.id,
+        model_sha256=",".join(m.manifest.sha256 for m in plan.models), classes=first.classes, grid=grid,
+        class_map=results.classes.reshape(grid.rows, grid.cols),
+        confidence=results.confidence.reshape(grid.rows, grid.cols), uncertain_below=plan.uncertain_below,
+        skipped=[{"reason": why, "tiles": sum(1 for r in results.reason if r == why)} for why in reasons],
+        skip_map=np.array([skip_codes.get(r, 0) for r in results.reason], np.uint8).reshape(grid.rows, grid.cols)
+        if reasons else None,
+        created=now().isoformat(timespec="seconds"),
+        runtime={"interpreter": plan.ladder[0].interpreter_name, "threads": plan.ladder[0].threads,
+                 "batch": plan.ladder[0].batch, "tiles": len(grid) - resume, "resumed_at": resume,
+                 "seconds": round(seconds, 6),
+                 "tiles_per_s": round((len(grid) - resume) / seconds, 1) if seconds > 0 else None,
+                 **({"budget_left": plan.scheduler.left()} if plan.scheduler else {})},
     )
+    if plan.store:
+        plan.store.finish_scene(scene.id, plan.id, product.encode(), plan.priority)
+    return product
 
 
-def product_path(out_dir: Path, scene: Scene, model: LoadedModel) -> Path:
-    return out_dir / f"{scene.id}.{model.manifest.id}.msgpack"
+def _run(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray, tiles: np.ndarray,
+         base: int, results: _Results, plan: Plan, clock: Clock) -> None:
+    t0 = clock() if plan.scheduler else 0.0
+    classes, confidence = classify_tiles(model, pre, data, np.ascontiguousarray(origins[tiles]))
+    if plan.scheduler:
+        plan.scheduler.spent(len(tiles), clock() - t0, model.manifest.id)
+    results.classes[base + tiles] = classes
+    results.confidence[base + tiles] = confidence
+    for t in tiles:
+        results.reason[base + t] = None
 
 
-def run_scene(scene: Scene, model_path: Path, out_dir: Path, *, threads: int = 1, batch: int = 256,
+def _journal(store: "Store", scene_id: str, plan_id: str, results: _Results, start: int, end: int) -> None:
+    """Commit tiles [start, end) as runs of classified and skipped tiles, in order."""
+    for s, count, why in _runs(results.reason[start:end]):
+        if why is None:
+            store.commit_tiles(scene_id, plan_id, start + s, results.classes[start + s:start + s + count],
+                               results.confidence[start + s:start + s + count])
+        else:
+            store.commit_skipped(scene_id, plan_id, start + s, count, why)
+
+
+def product_path(out_dir: Path, scene: StripSource, plan_id: str) -> Path:
+    return out_dir / f"{scene.id}.{plan_id.replace('|', '+').replace('>', '+')}.msgpack"
+
+
+def run_scene(scene: StripSource, model_path: Path, out_dir: Path, *, threads: int = 1, batch: int = 256,
               interpreter: str = "auto", accelerator: str = "cpu",
               clock: Clock = time.perf_counter) -> tuple[Product, Path]:
     """Classify `scene` with the model at `model_path` and write the product into `out_dir`.
@@ -111,4 +278,4 @@ def run_scene(scene: Scene, model_path: Path, out_dir: Path, *, threads: int = 1
     ensure_writable_dir(out_dir)
     model = load_model(model_path, threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator)
     product = classify_scene(scene, model, clock=clock)
-    return product, product.write(product_path(out_dir, scene, model))
+    return product, product.write(product_path(out_dir, scene, product.model_id))

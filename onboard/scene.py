@@ -45,6 +45,17 @@ class Scene:
     def nbytes(self) -> int:
         return int(self.data.nbytes)
 
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def read_strip(self, band_index: Sequence[int], row0: int, out: np.ndarray) -> int:
+        """Copy rows [row0, row0 + len) of the bands at `band_index` into `out` (band, rows,
+        cols); returns how many rows the scene had left to give."""
+        n = max(0, min(out.shape[1], self.shape[0] - row0))
+        out[:, :n, :] = self.data[list(band_index), row0:row0 + n, :]
+        return n
+
 
 def parse_bands(text: str | None) -> tuple[str, ...] | None:
     if text is None:
