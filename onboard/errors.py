@@ -24,3 +24,12 @@ class ProductError(OrbitliteError):
 
 class OutputError(OrbitliteError):
     """A place the runtime cannot write to."""
+
+
+class StoreError(OrbitliteError):
+    """The on-board product store cannot do what was asked: its file fails (full, I/O, corrupt),
+    or the caller broke the journal's order (a gap, an overlap, another model for a scene)."""
+
+
+class QuotaError(StoreError):
+    """A product the store's quota and drop policy refuse; the refusal is counted and logged."""
