@@ -200,7 +200,7 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
                         results.reason[base + t] = why
                 todo = todo[codes[todo] == KEEP]
             why = None
-            for model in plan.ladder:
+            for model in plan.ladder[_rung(plan, len(grid) - base):]:
                 if not len(todo):
                     break
                 n, why = plan.scheduler.admit(len(todo), model.manifest.id) if plan.scheduler else (len(todo), None)
@@ -242,6 +242,19 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
     if plan.store:
         plan.store.finish_scene(scene.id, plan.id, product.encode(), plan.priority)
     return product
+
+
+def _rung(plan: Plan, remaining: int) -> int:
+    """The ladder's first model that the budgets project can finish the `remaining` tiles, or
+    its cheapest: so a scene steps down to a cheaper twin before the budget runs out, not after.
+    A model not yet measured is tried, so that its cost becomes known."""
+    if not plan.scheduler:
+        return 0
+    for i, model in enumerate(plan.ladder):
+        key = model.manifest.id
+        if key not in plan.scheduler.per_tile or plan.scheduler.admit(remaining, key)[0] >= remaining:
+            return i
+    return len(plan.ladder) - 1
 
 
 def _run(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray, tiles: np.ndarray,
