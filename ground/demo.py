@@ -18,7 +18,7 @@ from ground.synthetic import generate_patches
 from ground.train import TrainConfig
 from onboard.files import ensure_writable_dir, write_verified
 from onboard.runner import run_scene
-from onboard.scene import open_scene
+from onboard.raster import open_raster
 
 
 def _step(text: str) -> None:
@@ -62,8 +62,8 @@ def run_demo(out: Path, link: Link, per_class: int = 400, epochs: int = 15, prun
     scene_path = out / f"{real.id}.npy"
     buf = _npy_bytes(real.data)
     write_verified(scene_path, buf)
-    scene = open_scene(scene_path, real.bands)
-    product, product_path = run_scene(scene, model_path, out / "products", threads=threads)
+    with open_raster(scene_path, real.bands) as scene:
+        product, product_path = run_scene(scene, model_path, out / "products", threads=threads)
     rt = product.runtime
     click.echo(f"{scene.shape[0]} x {scene.shape[1]} px, bands {','.join(scene.bands)} -> "
                f"{rt['tiles']} tiles in {rt['seconds'] * 1000:.1f} ms ({rt['tiles_per_s']:.0f} tiles/s, {rt['interpreter']})")
@@ -73,10 +73,10 @@ def run_demo(out: Path, link: Link, per_class: int = 400, epochs: int = 15, prun
     click.echo(f"scene -> {scene_path}\nproduct -> {product_path}")
 
     _step(f"downlink: raw scene against product on {link.name}")
-    raw, prod = scene.nbytes, product_path.stat().st_size
+    raw, prod = product.scene_bytes, product_path.stat().st_size
     click.echo(f"raw scene {format_bytes(raw):>10}  {format_seconds(link.seconds(raw)):>10}")
     click.echo(f"product   {format_bytes(prod):>10}  {format_seconds(link.seconds(prod)):>10}   ({raw / prod:.0f}x smaller)")
-    picture = scene_and_class_map(scene, product, out / "scene-and-class-map.png")
+    picture = scene_and_class_map(real, product, out / "scene-and-class-map.png")
     click.echo(f"picture -> {picture}")
     click.echo(f"\ndemo finished in {time.perf_counter() - started:.0f} s; everything is in {out}")
 

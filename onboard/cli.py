@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
 
 from onboard.product import NODATA
 from onboard.runner import run_scene
-from onboard.scene import open_scene, parse_bands
+from onboard.raster import open_raster
+from onboard.scene import parse_bands
 
 
 @click.group()
@@ -35,18 +37,50 @@ def run(scene: Path, model_path: Path, out_dir: Path, bands: str | None, threads
         interpreter: str, accelerator: str) -> None:
     """Classify every tile of SCENE and write the product.
 
-    SCENE is a (band, row, col) .npy array of uint8, uint16 or float32. Bands are matched to the
-    model's by name; a scene lacking one is refused.
+    SCENE is a GeoTIFF (multi-band, tiled or striped), a folder of one GeoTIFF per band (as
+    Sentinel-2 granules and BigEarthNet patches; 20 m and 60 m bands are resampled to 10 m), or
+    a (band, row, col) .npy array, of uint8, uint16 or float32. It is streamed a strip of tiles at
+    a time. Bands are matched to the model's by name; a scene lacking one is refused.
 
     \b
     Example:
       orbitlite onboard run scene.npy --bands B02,B03,B04,B08 --model m.tflite --out products/
     """
-    s = open_scene(scene, parse_bands(bands))
-    product, path = run_scene(s, model_path, out_dir, threads=threads, batch=batch, interpreter=interpreter,
-                              accelerator=accelerator)
+    with open_raster(scene, parse_bands(bands)) as s:
+        product, path = run_scene(s, model_path, out_dir, threads=threads, batch=batch, interpreter=interpreter,
+                                  accelerator=accelerator)
     rt = product.runtime
     classified = int((product.class_map != NODATA).sum())
     click.echo(f"{s.id}: {classified} tiles in {rt['seconds']:.3f} s ({rt['tiles_per_s']} tiles/s, "
                f"{rt['interpreter']}, {threads} thread(s))")
     click.echo(f"product: {path} ({path.stat().st_size} bytes)")
+
+
+@onboard.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--once", is_flag=True, help="Process the scenes in the spool now, then exit (tests, cron).")
+def serve(config: Path, once: bool) -> None:
+    """Watch a spool directory and run each scene that lands there into the on-board store.
+
+    CONFIG is a JSON file; paths in it are relative to it. Required: spool (a directory),
+    bands (the .npy scenes' band names in file order), board (a name such as rpi-4, or a
+    board profile file), models.ladder (.tflite files, best first; manifests beside them),
+    store.path and store.capacity_bytes, telemetry (a JSON-lines log). Optional: models.cascade,
+    .cascade_below, .threads, .batch, .interpreter, .accelerator; store.capacity_count,
+    .policy, .resend_after, .max_file_bytes; budget.cpu_seconds, .deadline_seconds (per scene),
+    .reserve, .run_in_eclipse; screening (nodata_value, max_nodata, cloud, max_cloud,
+    reflectance_per_dn, roi, step; absent: no screening); priority; uncertain_below;
+    poll_seconds (5).
+
+    Producers write NAME.npy.part and rename it to NAME.npy when complete. Finished scenes
+    move to done/, refused ones to failed/ beside NAME.npy.reason. A killed service resumes an
+    interrupted scene at its last committed tile; SIGTERM or SIGINT stop it between strips.
+
+    \b
+    Example:
+      orbitlite onboard serve payload/serve.json --once
+    """
+    with Service(load_config(config), report=click.echo) as service:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: service.stop())
+        service.run(once=once)

@@ -1,4 +1,5 @@
-"""Scenes: a (band, row, col) array, read in place where the format allows, with band names."""
+"""In-memory scenes: a (band, row, col) array with band names, read a strip at a time like a
+raster on disk (onboard.raster). Scene files are opened with `onboard.raster.open_raster`."""
 
 from __future__ import annotations
 
@@ -64,20 +65,3 @@ def parse_bands(text: str | None) -> tuple[str, ...] | None:
     if not names:
         raise SceneError("--bands needs a comma-separated list of band names, e.g. B02,B03,B04,B08")
     return names
-
-
-def open_scene(path: Path, bands: Sequence[str] | None = None) -> Scene:
-    """Open a scene file without reading it all. `.npy` files are (band, row, col) and carry no
-    band names, so `bands` names them."""
-    path = Path(path)
-    if not path.is_file():
-        raise SceneError(f"scene {path} not found")
-    if path.suffix.lower() != ".npy":
-        raise SceneError(f"scene {path}: unsupported format {path.suffix!r} (supported: .npy)")
-    if bands is None:
-        raise SceneError(f"scene {path} carries no band names: name its bands with --bands, e.g. B02,B03,B04,B08")
-    try:
-        data = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise SceneError(f"scene {path} is not a readable .npy file: {exc}") from None
-    return Scene(id=path.stem, data=data, bands=tuple(bands))

@@ -100,7 +100,7 @@ def test_scene_without_band_names(model_copy, tmp_path):
 
 
 def test_band_count_mismatch(model_copy, tmp_path):
-    assert_one_line_error(_run(model_copy, bands="B02,B03,B04", tmp_path=tmp_path), "4 bands but 3 band names")
+    assert_one_line_error(_run(model_copy, bands="B02,B03,B04", tmp_path=tmp_path), "has 4 band(s) but 3 band name(s)")
 
 
 def test_scene_with_nans(model_copy, spyndex_scene, tmp_path):
