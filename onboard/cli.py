@@ -11,6 +11,7 @@ from onboard.product import NODATA
 from onboard.runner import run_scene
 from onboard.raster import open_raster
 from onboard.scene import parse_bands
+from onboard.service import Service, load_config
 
 
 @click.group()
@@ -27,7 +28,7 @@ def onboard() -> None:
 @click.option("--bands", help="Band names of a scene format that carries none, in file order, e.g. B02,B03,B04,B08.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(1, 65536),
-              help="Tiles per interpreter invoke.")
+              help="Tiles per interpreter invoke, at most: a strip's tiles go in equal batches.")
 @click.option("--interpreter", default="auto", show_default=True,
               type=click.Choice(["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]),
               help="auto: LiteRT, else tflite_runtime; tensorflow (tf.lite) on the ground only.")

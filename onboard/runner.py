@@ -6,6 +6,8 @@ and journal every strip so a killed run resumes where it stopped."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,19 +44,25 @@ class StripSource(Protocol):
     def read_strip(self, band_index: Sequence[int], row0: int, out: np.ndarray) -> int: ...
 
 
-def iter_scores(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray,
-                origins: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+def iter_scores(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray,
+                staged: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """For each batch of the tiles of `data` at `origins`: its first index and the model's raw
-    output for it (quantized for an int8 model; see `dequantize`)."""
+    output for it (quantized for an int8 model; see `dequantize`). `staged`, when given, holds
+    the tiles already pre-processed (one per origin), and is copied in instead."""
     n = len(origins)
     interp, batch = model.interpreter, model.batch
     for start in range(0, n, batch):
-        chunk = origins[start:start + batch]
-        k = len(chunk)
-        if k < batch:  # the last batch: repeat its last tile rather than re-allocating tensors
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - k, axis=0)])
+        k = min(batch, n - start)
         buffer = interp.tensor(model.input_index)()
-        pre(data, chunk, buffer)
+        # The last batch repeats its last tile rather than re-allocating tensors.
+        if staged is not None:
+            buffer[:k] = staged[start:start + k]
+            buffer[k:] = staged[start + k - 1]
+        else:
+            chunk = origins[start:start + k]
+            if k < batch:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - k, axis=0)])
+            pre(data, chunk, buffer)
         del buffer  # the interpreter refuses to run while a view of its memory is held
         interp.invoke()
         yield start, interp.get_tensor(model.output_index)[:k]
@@ -69,11 +77,11 @@ def dequantize(model: LoadedModel, raw: np.ndarray) -> np.ndarray:
 
 
 def classify_tiles(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray,
-                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   progress: Progress | None = None, staged: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 class and confidence (probability x 255, uint8) of the tiles at `origins`."""
     classes = np.empty(len(origins), dtype=np.uint8)
     confidence = np.empty(len(origins), dtype=np.uint8)
-    for start, raw in iter_scores(model, pre, data, origins):
+    for start, raw in iter_scores(model, pre, data, origins, staged):
         k = len(raw)
         top = raw.argmax(axis=1)  # dequantizing is monotonic: the top class is the same
         prob = dequantize(model, raw[np.arange(k), top])
@@ -149,6 +157,39 @@ def _runs(reasons: list[str | None]) -> Iterator[tuple[int, int, str | None]]:
             start = i
 
 
+class _Prefetch:
+    """Reads the next strip and pre-processes all its tiles for the preferred model on the other
+    core while this one runs the interpreter on the current strip: the kernel and the reads
+    release the GIL, and the interpreter does too while it runs. Two sets of buffers alternate."""
+
+    def __init__(self, scene: StripSource, band_index: list[int], strip_shape: tuple[int, int, int],
+                 pre: TilePreprocessor, origins: np.ndarray, row_step: int) -> None:
+        self.scene, self.band_index, self.pre, self.origins, self.row_step = scene, band_index, pre, origins, row_step
+        self.strips = [np.empty(strip_shape, scene.dtype) for _ in range(2)]
+        self.staged = [np.empty((len(origins), pre.tile_rows, pre.tile_cols, len(pre.band_index)), pre.dtype)
+                       for _ in range(2)]
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strip-prefetch")
+        self.pending: dict[int, Future] = {}
+
+    def _load(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        strip, staged = self.strips[r % 2], self.staged[r % 2]
+        filled = self.scene.read_strip(self.band_index, r * self.row_step, strip)
+        data = strip[:, :filled, :]
+        self.pre(data, self.origins, staged)
+        return data, staged
+
+    def get(self, r: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """Strip r (its data and staged tiles), and strip r + 1 started in the background."""
+        future = self.pending.pop(r, None) or self.pool.submit(self._load, r)
+        result = future.result()
+        if r + 1 < last:
+            self.pending[r + 1] = self.pool.submit(self._load, r + 1)
+        return result
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock | None = None,
                    now: Callable[[], datetime] | None = None) -> Product:
     """Run `plan` (or one model) over every tile of `scene`, a strip of tiles at a time, and
@@ -164,13 +205,17 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
             raise ValueError(f"{m.manifest.id} does not share {first.id}'s tile size and classes")
     grid = TileGrid.covering(scene.shape, first.tile_shape)
     th, cols = first.tile_shape[0], scene.shape[1]
+    for m in plan.models:
+        # A strip's tiles in equal batches: a batch larger than a strip, or a last batch mostly
+        # padding, would be invoked for tiles that are not there.
+        if m.batch > 1:
+            m.resize(-(-grid.cols // -(-grid.cols // m.batch)))
     # The strip holds every band a model needs (and the cloud test's, when it can run).
     needed = list(dict.fromkeys(b for m in plan.models for b in m.manifest.bands))
     if plan.screening and plan.screening.cloud:
         needed += [b for b in CLOUD_BANDS if b in scene.bands and b not in needed]
     band_index = band_positions(scene.bands, needed, scene.id)  # refuses a scene lacking one
     pres = {id(m): TilePreprocessor(needed, m.manifest, scene.id) for m in plan.models}
-    strip = np.empty((len(needed), th, cols), dtype=scene.dtype)
     col_origins = np.arange(grid.cols, dtype=np.int64) * grid.stride_cols
     origins = np.stack([np.zeros(grid.cols, np.int64), col_origins], axis=1)
 
@@ -185,12 +230,13 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
     if plan.scheduler:
         plan.scheduler.start_scene()
 
+    preferred = plan.ladder[0]
+    prefetch = _Prefetch(scene, band_index, (len(needed), th, cols), pres[id(preferred)], origins, grid.stride_rows)
     started = clock()
-    with progress_bar(len(grid) - resume, f"classifying {scene.id}") as bar:
+    with progress_bar(len(grid) - resume, f"classifying {scene.id}") as bar, closing(prefetch):
         for r in range(resume // grid.cols, grid.rows):
             row0 = r * grid.stride_rows
-            filled = scene.read_strip(band_index, row0, strip)
-            data = strip[:, :filled, :]
+            data, staged = prefetch.get(r, grid.rows)
             base = r * grid.cols
             todo = np.arange(max(resume - base, 0), grid.cols)
             if plan.screening:
@@ -205,7 +251,8 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
                     break
                 n, why = plan.scheduler.admit(len(todo), model.manifest.id) if plan.scheduler else (len(todo), None)
                 if n:
-                    _run(model, pres[id(model)], data, origins, todo[:n], base, results, plan, clock)
+                    _run(model, pres[id(model)], data, origins, todo[:n], base, results, plan, clock,
+                         staged if model is preferred else None)
                     todo = todo[n:]
             for t in todo:
                 results.reason[base + t] = why
@@ -258,9 +305,11 @@ def _rung(plan: Plan, remaining: int) -> int:
 
 
 def _run(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray, tiles: np.ndarray,
-         base: int, results: _Results, plan: Plan, clock: Clock) -> None:
+         base: int, results: _Results, plan: Plan, clock: Clock, staged: np.ndarray | None = None) -> None:
     t0 = clock() if plan.scheduler else 0.0
-    classes, confidence = classify_tiles(model, pre, data, np.ascontiguousarray(origins[tiles]))
+    if staged is not None and not (len(tiles) == len(staged) and tiles[0] == 0):
+        staged = staged[tiles]  # a subset of the strip's tiles runs
+    classes, confidence = classify_tiles(model, pre, data, np.ascontiguousarray(origins[tiles]), staged=staged)
     if plan.scheduler:
         plan.scheduler.spent(len(tiles), clock() - t0, model.manifest.id)
     results.classes[base + tiles] = classes

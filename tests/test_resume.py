@@ -62,7 +62,7 @@ def test_sigkill_at_random_points_then_resume(ground_models, spyndex_scene, tmp_
         line = child.stdout.readline().split()
         assert line[0] == "ready", line
         resumed_from.append(int(line[1]))
-        time.sleep(float(rng.uniform(0.0, 0.12)))
+        time.sleep(float(rng.uniform(0.0, 0.05)))
         if child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)
             kills += 1
