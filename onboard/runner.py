@@ -337,6 +337,7 @@ def run_scene(scene: StripSource, model_path: Path, out_dir: Path, *, threads: i
               clock: Clock = time.perf_counter) -> tuple[Product, Path]:
     """Classify `scene` with the model at `model_path` and write the product into `out_dir`.
     The output directory is checked before any work is done."""
+    out_dir = Path(out_dir)
     ensure_writable_dir(out_dir)
     model = load_model(model_path, threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator)
     product = classify_scene(scene, model, clock=clock)
