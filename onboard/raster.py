@@ -26,6 +26,7 @@ import numpy as np
 import tifffile
 
 from onboard.errors import SceneError
+from onboard.preprocess import band_positions
 from onboard.scene import SUPPORTED_DTYPES
 
 # A compressed strip or tile is decoded whole, so its size bounds the memory a read needs; larger
@@ -66,13 +67,7 @@ class Raster(ABC):
 
     def band_indices(self, names: Sequence[str]) -> list[int]:
         """Positions of `names` in this raster, matched by name."""
-        missing = [b for b in names if b not in self.bands]
-        if missing:
-            raise SceneError(
-                f"scene {self.path} lacks band(s) {','.join(missing)} (it has {','.join(self.bands)}): "
-                f"ask for bands it has, or give a scene with those bands"
-            )
-        return [self.bands.index(b) for b in names]
+        return band_positions(self.bands, names, str(self.path))
 
     def __enter__(self) -> "Raster":
         return self
