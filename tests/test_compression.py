@@ -191,3 +191,15 @@ def test_preflight_command(ground_models, tmp_path):
     assert (tmp_path / "r.md").read_text() == result.stdout
     (tmp_path / "bad.tflite").write_bytes(b"garbage" * 10)
     assert_one_line_error(orbitlite("ground", "preflight", str(tmp_path / "bad.tflite")), "not a TFLite flatbuffer")
+
+
+def test_study_compares_every_form_of_a_family(ground_models, tmp_path):
+    result = orbitlite("ground", "study", "--data", str(ground_models["patches"]), "--out", str(tmp_path),
+                       "--archs", "cnn-s", "--epochs", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = (tmp_path / "study.md").read_text()
+    for form in ("fp32", "int8", "pruned50-int8", "cnn-s-student-int8"):
+        assert f"| cnn-s | {form} |" in table
+    assert "SYNTHETIC" in table and (tmp_path / "pareto.png").stat().st_size > 10_000
+    assert_one_line_error(orbitlite("ground", "study", "--data", str(ground_models["patches"]), "--out",
+                                    str(tmp_path), "--archs", "resnet"), "unknown resnet")
