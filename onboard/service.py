@@ -257,14 +257,17 @@ def _screening(section: _Section | None) -> Screening | None:
     """Pre-screening settings; no `screening` section runs every tile through the models."""
     if section is None:
         return None
+    section.read.add("nodata_value")
     roi = section.value("roi", None)
     if roi is not None and not (isinstance(roi, list) and len(roi) == 4
                                 and all(isinstance(v, int) and not isinstance(v, bool) for v in roi)
                                 and roi[0] < roi[2] and roi[1] < roi[3]):
         raise section.error("roi", f"must be [row0, col0, row1, col1] in scene pixels, row0 < row1 and "
                                    f"col0 < col1, got {roi!r}")
+    # null turns the no-data test off, so here it does not mean "the default"
+    nodata_off = "nodata_value" in section.body and section.body["nodata_value"] is None
     screening = Screening(
-        nodata_value=section.number("nodata_value", Screening.nodata_value),
+        nodata_value=None if nodata_off else section.number("nodata_value", Screening.nodata_value),
         max_nodata=section.number("max_nodata", Screening.max_nodata, low=0, high=1),
         cloud=section.flag("cloud", Screening.cloud),
         max_cloud=section.number("max_cloud", Screening.max_cloud, low=0, high=1),
