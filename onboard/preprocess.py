@@ -43,14 +43,14 @@ class TilePreprocessor:
             self.zero_point = quant.zero_point
         self.dtype = np.dtype(manifest.input.dtype)
 
-    def __call__(self, data: np.ndarray, origins: np.ndarray, out: np.ndarray) -> None:
+    def __call__(self, data: np.ndarray, origins: np.ndarray, out: np.ndarray, row0: int = 0) -> None:
         """Fill `out` (len(origins) x rows x cols x bands) with the tiles of `data` (band, row,
-        col) at `origins`."""
+        col) at `origins`; `data` starts at scene row `row0` (a strip), for the error message."""
         bad = _native.preprocess_tiles(data, origins, self.tile_rows, self.tile_cols,
                                        self.band_index, self.offset, self.factor, self.zero_point, out)
         if bad:
             r, c = origins[0]
             raise SceneError(
                 f"scene {self.source} has {bad} NaN or infinite value(s) (in the {len(origins)} tiles "
-                f"from row {r}, col {c} on): mask them as no-data before running"
+                f"from row {row0 + r}, col {c} on): mask them as no-data before running"
             )

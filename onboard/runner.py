@@ -175,7 +175,7 @@ class _Prefetch:
         strip, staged = self.strips[r % 2], self.staged[r % 2]
         filled = self.scene.read_strip(self.band_index, r * self.row_step, strip)
         data = strip[:, :filled, :]
-        self.pre(data, self.origins, staged)
+        self.pre(data, self.origins, staged, row0=r * self.row_step)
         return data, staged
 
     def get(self, r: int, last: int) -> tuple[np.ndarray, np.ndarray]:

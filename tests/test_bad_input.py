@@ -107,7 +107,7 @@ def test_scene_with_nans(model_copy, spyndex_scene, tmp_path):
     scene = spyndex_scene.astype(np.float32)
     scene[2, 150, 150] = np.nan
     np.save(tmp_path / "nan.npy", scene)
-    assert_one_line_error(_run(model_copy, scene=tmp_path / "nan.npy", tmp_path=tmp_path), "NaN")
+    assert_one_line_error(_run(model_copy, scene=tmp_path / "nan.npy", tmp_path=tmp_path), "NaN", "from row 128,")
     assert not list((tmp_path / "out").glob("*.msgpack")), "no product from a scene with NaNs"
 
 
