@@ -135,26 +135,43 @@ class Plan:
 
 @dataclass
 class _Results:
-    """The scene's tile results as they accumulate: classes, confidences and skip reasons."""
+    """The scene's tile results as they accumulate: classes, confidences, and per tile a skip
+    code (0: not skipped; else 1 + its reason's index in `reasons`)."""
 
     n: int
     classes: np.ndarray = field(init=False)
     confidence: np.ndarray = field(init=False)
-    reason: list[str | None] = field(init=False)
+    skip: np.ndarray = field(init=False)
+    reasons: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.classes = np.full(self.n, NODATA, np.uint8)
         self.confidence = np.full(self.n, NODATA, np.uint8)
-        self.reason = [None] * self.n
+        self.skip = np.zeros(self.n, np.uint8)
 
+    def code(self, reason: str) -> int:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+        return 1 + self.reasons.index(reason)
 
-def _runs(reasons: list[str | None]) -> Iterator[tuple[int, int, str | None]]:
-    """(start, count, reason) of each run of equal reasons."""
-    start = 0
-    for i in range(1, len(reasons) + 1):
-        if i == len(reasons) or reasons[i] != reasons[start]:
-            yield start, i - start, reasons[start]
-            start = i
+    def runs(self, start: int, end: int) -> Iterator[tuple[int, int, str | None]]:
+        """(start, count, reason or None) of each run of equally skipped tiles in [start, end)."""
+        codes = self.skip[start:end]
+        edges = np.flatnonzero(np.diff(codes)) + 1
+        for a, b in zip([0, *edges], [*edges, len(codes)]):
+            yield start + int(a), int(b - a), self.reasons[codes[a] - 1] if codes[a] else None
+
+    def skipped(self) -> tuple[list[dict], np.ndarray | None]:
+        """The product's `skipped` list (reasons in alphabetical order, so a resumed run writes
+        what an uninterrupted one does) and its skip map."""
+        used = sorted({self.reasons[c - 1] for c in np.unique(self.skip) if c})
+        if not used:
+            return [], None
+        remap = np.zeros(len(self.reasons) + 1, np.uint8)
+        for i, why in enumerate(self.reasons):
+            remap[i + 1] = 1 + used.index(why) if why in used else 0
+        skip_map = remap[self.skip]
+        return [{"reason": why, "tiles": int((skip_map == i + 1).sum())} for i, why in enumerate(used)], skip_map
 
 
 class _Prefetch:
@@ -226,7 +243,7 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
         if resume:
             results.classes[:resume], results.confidence[:resume] = plan.store.tile_results(scene.id, plan.id)
             for run in plan.store.skipped(scene.id, plan.id):
-                results.reason[run.start:run.start + run.tiles] = [run.reason] * run.tiles
+                results.skip[run.start:run.start + run.tiles] = results.code(run.reason)
     if plan.scheduler:
         plan.scheduler.start_scene()
 
@@ -242,8 +259,7 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
             if plan.screening:
                 codes = screen_tiles(data, tuple(needed), row0, col_origins, first.tile_shape, plan.screening)
                 for code, why in REASONS.items():
-                    for t in todo[codes[todo] == code]:
-                        results.reason[base + t] = why
+                    results.skip[base + todo[codes[todo] == code]] = results.code(why)
                 todo = todo[codes[todo] == KEEP]
             why = None
             for model in plan.ladder[_rung(plan, len(grid) - base):]:
@@ -254,8 +270,8 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
                     _run(model, pres[id(model)], data, origins, todo[:n], base, results, plan, clock,
                          staged if model is preferred else None)
                     todo = todo[n:]
-            for t in todo:
-                results.reason[base + t] = why
+            if len(todo):
+                results.skip[base + todo] = results.code(why)
             if plan.cascade:
                 unsure = np.flatnonzero(results.confidence[base:base + grid.cols] < plan.cascade_below)
                 unsure = unsure[(results.classes[base + unsure] != NODATA)]
@@ -267,8 +283,7 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
             bar.update(base + grid.cols - max(resume, base))
     seconds = clock() - started
 
-    reasons = sorted({r for r in results.reason if r})
-    skip_codes = {why: i + 1 for i, why in enumerate(reasons)}
+    skipped, skip_map = results.skipped()
     product = Product(
         scene_id=scene.id, scene_shape=scene.shape, scene_bands=scene.bands,
         scene_bytes=int(np.prod(scene.shape)) * len(scene.bands) * np.dtype(scene.dtype).itemsize,
@@ -276,9 +291,7 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
         model_sha256=",".join(m.manifest.sha256 for m in plan.models), classes=first.classes, grid=grid,
         class_map=results.classes.reshape(grid.rows, grid.cols),
         confidence=results.confidence.reshape(grid.rows, grid.cols), uncertain_below=plan.uncertain_below,
-        skipped=[{"reason": why, "tiles": sum(1 for r in results.reason if r == why)} for why in reasons],
-        skip_map=np.array([skip_codes.get(r, 0) for r in results.reason], np.uint8).reshape(grid.rows, grid.cols)
-        if reasons else None,
+        skipped=skipped, skip_map=None if skip_map is None else skip_map.reshape(grid.rows, grid.cols),
         created=now().isoformat(timespec="seconds"),
         runtime={"interpreter": plan.ladder[0].interpreter_name, "threads": plan.ladder[0].threads,
                  "batch": plan.ladder[0].batch, "tiles": len(grid) - resume, "resumed_at": resume,
@@ -314,18 +327,16 @@ def _run(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: n
         plan.scheduler.spent(len(tiles), clock() - t0, model.manifest.id)
     results.classes[base + tiles] = classes
     results.confidence[base + tiles] = confidence
-    for t in tiles:
-        results.reason[base + t] = None
+    results.skip[base + tiles] = 0
 
 
 def _journal(store: "Store", scene_id: str, plan_id: str, results: _Results, start: int, end: int) -> None:
     """Commit tiles [start, end) as runs of classified and skipped tiles, in order."""
-    for s, count, why in _runs(results.reason[start:end]):
+    for s, count, why in results.runs(start, end):
         if why is None:
-            store.commit_tiles(scene_id, plan_id, start + s, results.classes[start + s:start + s + count],
-                               results.confidence[start + s:start + s + count])
+            store.commit_tiles(scene_id, plan_id, s, results.classes[s:s + count], results.confidence[s:s + count])
         else:
-            store.commit_skipped(scene_id, plan_id, start + s, count, why)
+            store.commit_skipped(scene_id, plan_id, s, count, why)
 
 
 def product_path(out_dir: Path, scene: StripSource, plan_id: str) -> Path:
