@@ -34,8 +34,9 @@ def onboard() -> None:
               help="auto: LiteRT, else tflite_runtime; tensorflow (tf.lite) on the ground only.")
 @click.option("--accelerator", default="cpu", show_default=True, type=click.Choice(["cpu", "edgetpu"]),
               help="edgetpu runs the model through the Coral delegate (libedgetpu).")
+@click.option("--stride", type=click.IntRange(1), help="Pixels between tiles [default: the tile size]; smaller overlaps them.")
 def run(scene: Path, model_path: Path, out_dir: Path, bands: str | None, threads: int, batch: int,
-        interpreter: str, accelerator: str) -> None:
+        interpreter: str, accelerator: str, stride: int | None) -> None:
     """Classify every tile of SCENE and write the product.
 
     SCENE is a GeoTIFF (multi-band, tiled or striped), a folder of one GeoTIFF per band (as
@@ -49,7 +50,7 @@ def run(scene: Path, model_path: Path, out_dir: Path, bands: str | None, threads
     """
     with open_raster(scene, parse_bands(bands)) as s:
         product, path = run_scene(s, model_path, out_dir, threads=threads, batch=batch, interpreter=interpreter,
-                                  accelerator=accelerator)
+                                  accelerator=accelerator, stride=stride)
     rt = product.runtime
     classified = int((product.class_map != NODATA).sum())
     click.echo(f"{s.id}: {classified} tiles in {rt['seconds']:.3f} s ({rt['tiles_per_s']} tiles/s, "

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 import numpy as np
 
 from onboard.budget import Scheduler
+from onboard.errors import SceneError
 from onboard.files import ensure_writable_dir
 from onboard.model import LoadedModel, load_model
 from onboard.preprocess import TilePreprocessor, band_positions
@@ -119,6 +120,7 @@ class Plan:
     store: "Store | None" = None
     priority: int = 0
     uncertain_below: int = 128
+    stride: tuple[int, int] | None = None  # between tiles, in pixels; less than the tile overlaps them
     clock: Clock = time.perf_counter
     now: Callable[[], datetime] = utc_now
 
@@ -220,7 +222,9 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
     for m in plan.models[1:]:
         if m.manifest.tile_shape != first.tile_shape or m.manifest.classes != first.classes:
             raise ValueError(f"{m.manifest.id} does not share {first.id}'s tile size and classes")
-    grid = TileGrid.covering(scene.shape, first.tile_shape)
+    grid = TileGrid.covering(scene.shape, first.tile_shape, plan.stride)
+    if min(grid.stride_rows, grid.stride_cols) < 1:
+        raise SceneError(f"stride {plan.stride} must be at least one pixel")
     th, cols = first.tile_shape[0], scene.shape[1]
     for m in plan.models:
         # A strip's tiles in equal batches: a batch larger than a strip, or a last batch mostly
@@ -344,12 +348,12 @@ def product_path(out_dir: Path, scene: StripSource, plan_id: str) -> Path:
 
 
 def run_scene(scene: StripSource, model_path: Path, out_dir: Path, *, threads: int = 1, batch: int = 256,
-              interpreter: str = "auto", accelerator: str = "cpu",
+              interpreter: str = "auto", accelerator: str = "cpu", stride: int | None = None,
               clock: Clock = time.perf_counter) -> tuple[Product, Path]:
     """Classify `scene` with the model at `model_path` and write the product into `out_dir`.
     The output directory is checked before any work is done."""
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir)
     model = load_model(model_path, threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator)
-    product = classify_scene(scene, model, clock=clock)
+    product = classify_scene(scene, Plan([model], stride=(stride, stride) if stride else None), clock=clock)
     return product, product.write(product_path(out_dir, scene, product.model_id))

@@ -117,3 +117,17 @@ def test_cascade_reclassifies_unsure_tiles(ground_models, big_model, spyndex_sce
     unsure = cheap_alone.confidence < 200
     np.testing.assert_array_equal(some.class_map[unsure], big_alone.class_map[unsure])
     np.testing.assert_array_equal(some.class_map[~unsure], cheap_alone.class_map[~unsure])
+
+
+def test_overlapping_tiles_stream_like_a_whole_scene(ground_models, spyndex_scene):
+    from onboard.preprocess import TilePreprocessor
+    from onboard.runner import classify_tiles
+    from onboard.tiling import TileGrid
+
+    model = load_model(ground_models["tflite"], batch=8)
+    product = classify_scene(Scene("s", spyndex_scene, BANDS), Plan([model], stride=(16, 16)), clock=lambda: 0.0)
+    assert product.class_map.shape == (18, 18) and (product.grid.stride_rows, product.grid.tile_rows) == (16, 32)
+    grid = TileGrid.covering((300, 300), (32, 32), (16, 16))
+    whole, _ = classify_tiles(load_model(ground_models["tflite"]), TilePreprocessor(BANDS, model.manifest, "s"),
+                              spyndex_scene, grid.origins())
+    np.testing.assert_array_equal(product.class_map.ravel(), whole)
