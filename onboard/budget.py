@@ -99,16 +99,22 @@ CPU, DEADLINE, RESERVE, ECLIPSE = "cpu budget", "deadline", "energy reserve", "e
 
 @dataclass
 class Scheduler:
+    """Asked before each batch how many of its tiles may run (`admit`), and told afterwards how
+    many did (`spent`): it measures what they cost on its own clocks since the admission, CPU
+    seconds (every thread of the process, the prefetching one included) and wall seconds apart,
+    so each budget is charged in its own terms."""
+
     budget: Budget
     board: BoardProfile
     wall: Callable[[], float]  # seconds, monotonic
     cpu: Callable[[], float]  # process CPU seconds
     power: PowerSource
-    # Seconds per tile before anything has been measured: deliberately pessimistic, so the first
+    # Cost per tile before anything has been measured: deliberately pessimistic, so the first
     # batch cannot overrun a budget by much.
     initial_seconds_per_tile: float = 0.01
     # Cost per tile of each model (a ladder's rungs and a cascade's stages cost differently).
-    per_tile: dict[str, float] = field(init=False, default_factory=dict)
+    per_tile: dict[str, float] = field(init=False, default_factory=dict)  # wall seconds
+    cpu_per_tile: dict[str, float] = field(init=False, default_factory=dict)
     energy_joules: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
@@ -116,6 +122,7 @@ class Scheduler:
 
     def start_scene(self) -> None:
         self.wall_start, self.cpu_start = self.wall(), self.cpu()
+        self._mark = (self.wall_start, self.cpu_start)
         self.energy_joules = 0.0
 
     def seconds_per_tile(self, model: str = "model") -> float:
@@ -128,17 +135,18 @@ class Scheduler:
 
     def admit(self, tiles: int, model: str = "model") -> tuple[int, str | None]:
         """How many of the next `tiles` may run on `model`, and the reason when that is fewer."""
-        seconds_per_tile = self.seconds_per_tile(model)
+        wall_now, cpu_now = self.wall(), self.cpu()
+        self._mark = (wall_now, cpu_now)
         state = self.power.read()
         limits: list[tuple[float, str]] = []
         if not state.sunlit and not self.budget.run_in_eclipse:
             limits.append((0, ECLIPSE))
         if self.budget.cpu_seconds is not None:
-            left = self.budget.cpu_seconds - (self.cpu() - self.cpu_start)
-            limits.append((left / seconds_per_tile, CPU))
+            left = self.budget.cpu_seconds - (cpu_now - self.cpu_start)
+            limits.append((left / self.cpu_per_tile.get(model, self.initial_seconds_per_tile), CPU))
         if self.budget.deadline_seconds is not None:
-            left = self.budget.deadline_seconds - (self.wall() - self.wall_start)
-            limits.append((left / seconds_per_tile, DEADLINE))
+            left = self.budget.deadline_seconds - (wall_now - self.wall_start)
+            limits.append((left / self.seconds_per_tile(model), DEADLINE))
         joules = self._joules_per_tile(state, model)
         if joules > 0:
             available = (state.state_of_charge - self.budget.reserve) * state.capacity_wh * 3600.0
@@ -150,16 +158,19 @@ class Scheduler:
                 allowed, reason = n, why
         return allowed, reason
 
-    def spent(self, tiles: int, seconds: float, model: str = "model") -> None:
-        """Learn `model`'s cost per tile from a batch that ran (an average weighted to recent
-        batches)."""
+    def spent(self, tiles: int, model: str = "model") -> None:
+        """`tiles` ran on `model` since the last admission: learn its cost per tile (an average
+        weighted to recent batches)."""
         if tiles <= 0:
             return
-        measured = seconds / tiles
-        self.per_tile[model] = measured if model not in self.per_tile else 0.7 * self.per_tile[model] + 0.3 * measured
+        wall_now, cpu_now = self.wall(), self.cpu()
+        for costs, now, mark in ((self.per_tile, wall_now, self._mark[0]), (self.cpu_per_tile, cpu_now, self._mark[1])):
+            measured = (now - mark) / tiles
+            costs[model] = measured if model not in costs else 0.7 * costs[model] + 0.3 * measured
+        self._mark = (wall_now, cpu_now)
         self.energy_joules += self._joules_per_tile(self.power.read(), model) * tiles
 
-    def left(self) -> dict[str, float | None]:
+    def left(self) -> dict[str, float | dict | None]:
         """What is left of each budget, for telemetry."""
         state = self.power.read()
         return {

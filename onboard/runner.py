@@ -265,7 +265,7 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
                 for code, why in REASONS.items():
                     results.skip[base + todo[codes[todo] == code]] = results.code(why)
                 todo = todo[codes[todo] == KEEP]
-            why = None
+            why, n = None, 0
             for model in plan.ladder[_rung(plan, len(grid) - base):]:
                 if not len(todo):
                     break
@@ -274,6 +274,7 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
                     _run(model, pres[id(model)], data, origins, todo[:n], base, results, plan, clock,
                          staged if model is preferred else None)
                     todo = todo[n:]
+            exhausted = bool(len(todo)) and n == 0  # not even the cheapest model gets a tile
             if len(todo):
                 results.skip[base + todo] = results.code(why)
             if plan.cascade:
@@ -282,9 +283,16 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
                 n, _ = plan.scheduler.admit(len(unsure), plan.cascade.manifest.id) if plan.scheduler else (len(unsure), None)
                 if n:
                     _run(plan.cascade, pres[id(plan.cascade)], data, origins, unsure[:n], base, results, plan, clock)
+            end = base + grid.cols
+            if exhausted:
+                # The budgets only shrink within a scene: stop here, reading nothing more.
+                results.skip[end:] = results.code(why)
+                end = len(grid)
             if plan.store:
-                _journal(plan.store, scene.id, plan.id, results, max(resume, base), base + grid.cols)
-            bar.update(base + grid.cols - max(resume, base))
+                _journal(plan.store, scene.id, plan.id, results, max(resume, base), end)
+            bar.update(end - max(resume, base))
+            if exhausted:
+                break
     seconds = clock() - started
 
     skipped, skip_map = results.skipped()
@@ -323,12 +331,11 @@ def _rung(plan: Plan, remaining: int) -> int:
 
 def _run(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray, tiles: np.ndarray,
          base: int, results: _Results, plan: Plan, clock: Clock, staged: np.ndarray | None = None) -> None:
-    t0 = clock() if plan.scheduler else 0.0
     if staged is not None and not (len(tiles) == len(staged) and tiles[0] == 0):
         staged = staged[tiles]  # a subset of the strip's tiles runs
     classes, confidence = classify_tiles(model, pre, data, np.ascontiguousarray(origins[tiles]), staged=staged)
     if plan.scheduler:
-        plan.scheduler.spent(len(tiles), clock() - t0, model.manifest.id)
+        plan.scheduler.spent(len(tiles), model.manifest.id)
     results.classes[base + tiles] = classes
     results.confidence[base + tiles] = confidence
     results.skip[base + tiles] = 0

@@ -69,13 +69,21 @@ def test_screening_skips_cloud_and_no_data_and_says_so(ground_models, spyndex_sc
 
 
 def test_deadline_stops_cleanly_and_deterministically(ground_models, spyndex_scene):
+    reads = []
+
+    class CountingScene(Scene):
+        def read_strip(self, band_index, row0, out):
+            reads.append(row0)
+            return super().read_strip(band_index, row0, out)
+
     def run():
         time = FakeTime()
         model = _costed(ground_models["tflite"], time, 0.01, batch=10)  # one invoke per strip of 10 tiles
         plan = Plan([model], scheduler=_scheduler(time, Budget(deadline_seconds=0.5, reserve=0.0)), clock=time)
-        return classify_scene(Scene("s", spyndex_scene, BANDS), plan)
+        return classify_scene(CountingScene("s", spyndex_scene, BANDS), plan)
 
     a, b = run(), run()
+    assert len(reads) <= 2 * 7, "once the budget is spent, no more strips are read (beyond one prefetched)"
     assert a.skipped == b.skipped and (a.class_map == b.class_map).all()
     (skip,) = a.skipped
     assert skip["reason"] == DEADLINE and 100 - skip["tiles"] == 50  # 10 ms a tile in 0.5 s
