@@ -353,6 +353,52 @@ def downlink() -> None:
 
 
 @downlink.command()
+@click.argument("products", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The packet stream to write.")
+@click.option("--max-data", default=1024, show_default=True, type=click.IntRange(41, 65536),
+              help="Bytes of data field per packet.")
+def packetize(products: tuple[Path, ...], out: Path, max_data: int) -> None:
+    """Cut PRODUCTS into CCSDS Space Packets (133.0-B-2), one APID per product type."""
+    from onboard.ccsds import Packetizer
+    from onboard.files import write_verified
+    from onboard.product import read_product
+
+    packetizer, packets = Packetizer(max_data), []
+    for path in products:
+        read_product(path)  # refuse anything that is not a product before it goes down
+        packets += packetizer.packetize(path.read_bytes())
+    stream = b"".join(packets)
+    click.echo(f"{len(products)} product(s) -> {len(packets)} packets, {len(stream)} bytes -> {write_verified(out, stream)}")
+
+
+@downlink.command()
+@click.argument("stream", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory for the rebuilt products.")
+def reassemble(stream: Path, out_dir: Path) -> None:
+    """Rebuild products from a CCSDS packet stream, reporting any that are missing or incomplete
+    (exit 1 if any)."""
+    from onboard.ccsds import reassemble as rebuild
+    from onboard.errors import ProductError
+    from onboard.files import ensure_writable_dir, write_verified
+    from onboard.product import decode_product
+
+    try:
+        data = stream.read_bytes()
+    except OSError as exc:
+        raise ProductError(f"packet stream {stream} cannot be read: {exc.strerror}") from None
+    ensure_writable_dir(out_dir)
+    result = rebuild(data)
+    for product in result.products:
+        p = decode_product(product, source=f"a product in {stream}")
+        path = write_verified(out_dir / f"{p.scene_id}.{p.model_id.replace('|', '+').replace('>', '+')}.msgpack", product)
+        click.echo(f"rebuilt {path} ({len(product)} bytes)")
+    for problem in result.problems:
+        click.echo(f"missing: {problem}", err=True)
+    if result.problems:
+        raise SystemExit(1)
+
+
+@downlink.command()
 @click.argument("product", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Write PRODUCT's class map (PNG) and summary (JSON) here.")
 @click.option("--link", default="uhf", show_default=True, help=_link_help)
