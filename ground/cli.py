@@ -390,7 +390,7 @@ def reassemble(stream: Path, out_dir: Path) -> None:
     result = rebuild(data)
     for product in result.products:
         p = decode_product(product, source=f"a product in {stream}")
-        path = write_verified(out_dir / f"{p.scene_id}.{p.model_id.replace('|', '+').replace('>', '+')}.msgpack", product)
+        path = write_verified(out_dir / p.file_name, product)
         click.echo(f"rebuilt {path} ({len(product)} bytes)")
     for problem in result.problems:
         click.echo(f"missing: {problem}", err=True)

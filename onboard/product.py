@@ -41,6 +41,12 @@ class Product:
     runtime: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def file_name(self) -> str:
+        """What a product is stored under on board and on the ground: scene and model (a plan's
+        `|` and `>` between its models become `+`)."""
+        return f"{self.scene_id}.{self.model_id.replace('|', '+').replace('>', '+')}.msgpack"
+
+    @property
     def histogram(self) -> list[int]:
         counts = np.bincount(self.class_map.ravel(), minlength=256)
         return [int(n) for n in counts[: len(self.classes)]]

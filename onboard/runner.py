@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 import numpy as np
 
 from onboard.budget import Scheduler
-from onboard.errors import SceneError
+from onboard.errors import ModelError, SceneError
 from onboard.files import ensure_writable_dir
 from onboard.model import LoadedModel, load_model
 from onboard.preprocess import TilePreprocessor, band_positions
@@ -221,7 +221,8 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
     first = plan.ladder[0].manifest
     for m in plan.models[1:]:
         if m.manifest.tile_shape != first.tile_shape or m.manifest.classes != first.classes:
-            raise ValueError(f"{m.manifest.id} does not share {first.id}'s tile size and classes")
+            raise ModelError(f"{m.manifest.id} does not share {first.id}'s tile size and classes: a ladder or "
+                             "cascade needs twins of one task")
     grid = TileGrid.covering(scene.shape, first.tile_shape, plan.stride)
     if min(grid.stride_rows, grid.stride_cols) < 1:
         raise SceneError(f"stride {plan.stride} must be at least one pixel")
@@ -271,7 +272,7 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
                     break
                 n, why = plan.scheduler.admit(len(todo), model.manifest.id) if plan.scheduler else (len(todo), None)
                 if n:
-                    _run(model, pres[id(model)], data, origins, todo[:n], base, results, plan, clock,
+                    _run(model, pres[id(model)], data, origins, todo[:n], base, results, plan,
                          staged if model is preferred else None)
                     todo = todo[n:]
             exhausted = bool(len(todo)) and n == 0  # not even the cheapest model gets a tile
@@ -282,7 +283,7 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
                 unsure = unsure[(results.classes[base + unsure] != NODATA)]
                 n, _ = plan.scheduler.admit(len(unsure), plan.cascade.manifest.id) if plan.scheduler else (len(unsure), None)
                 if n:
-                    _run(plan.cascade, pres[id(plan.cascade)], data, origins, unsure[:n], base, results, plan, clock)
+                    _run(plan.cascade, pres[id(plan.cascade)], data, origins, unsure[:n], base, results, plan)
             end = base + grid.cols
             if exhausted:
                 # The budgets only shrink within a scene: stop here, reading nothing more.
@@ -330,7 +331,7 @@ def _rung(plan: Plan, remaining: int) -> int:
 
 
 def _run(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray, tiles: np.ndarray,
-         base: int, results: _Results, plan: Plan, clock: Clock, staged: np.ndarray | None = None) -> None:
+         base: int, results: _Results, plan: Plan, staged: np.ndarray | None = None) -> None:
     if staged is not None and not (len(tiles) == len(staged) and tiles[0] == 0):
         staged = staged[tiles]  # a subset of the strip's tiles runs
     classes, confidence = classify_tiles(model, pre, data, np.ascontiguousarray(origins[tiles]), staged=staged)
@@ -350,10 +351,6 @@ def _journal(store: "Store", scene_id: str, plan_id: str, results: _Results, sta
             store.commit_skipped(scene_id, plan_id, s, count, why)
 
 
-def product_path(out_dir: Path, scene: StripSource, plan_id: str) -> Path:
-    return out_dir / f"{scene.id}.{plan_id.replace('|', '+').replace('>', '+')}.msgpack"
-
-
 def run_scene(scene: StripSource, model_path: Path, out_dir: Path, *, threads: int = 1, batch: int = 256,
               interpreter: str = "auto", accelerator: str = "cpu", stride: int | None = None,
               clock: Clock = time.perf_counter) -> tuple[Product, Path]:
@@ -363,4 +360,4 @@ def run_scene(scene: StripSource, model_path: Path, out_dir: Path, *, threads: i
     ensure_writable_dir(out_dir)
     model = load_model(model_path, threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator)
     product = classify_scene(scene, Plan([model], stride=(stride, stride) if stride else None), clock=clock)
-    return product, product.write(product_path(out_dir, scene, product.model_id))
+    return product, product.write(out_dir / product.file_name)

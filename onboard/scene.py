@@ -43,10 +43,6 @@ class Scene:
         return int(self.data.shape[1]), int(self.data.shape[2])
 
     @property
-    def nbytes(self) -> int:
-        return int(self.data.nbytes)
-
-    @property
     def dtype(self) -> np.dtype:
         return self.data.dtype
 

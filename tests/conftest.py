@@ -28,6 +28,14 @@ def orbitlite(*args: str, env: dict | None = None, cwd: Path | None = None) -> s
                           cwd=cwd, timeout=900)
 
 
+def run_onboard(model: Path, out: Path, scene: Path = SPYNDEX_NPY, bands: str = SPYNDEX_BANDS) -> Path:
+    """`orbitlite onboard run` on the real Sentinel-2 scene (by default): the product it wrote."""
+    result = orbitlite("onboard", "run", str(scene), "--bands", bands, "--model", str(model), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    (product,) = Path(out).glob("*.msgpack")
+    return product
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
     """A user's mistake ends with exit code non-zero and one line naming it, no traceback."""
     assert result.returncode != 0, result.stdout

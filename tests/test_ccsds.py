@@ -10,7 +10,7 @@ from spacepackets.ccsds.spacepacket import SequenceFlags, SpacePacketHeader
 
 from onboard.ccsds import APIDS, MAX_DATA, Packetizer, reassemble
 from onboard.errors import ProductError
-from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, orbitlite
+from tests.conftest import orbitlite, run_onboard
 
 
 def _products(n: int, size: int = 2500) -> list[bytes]:
@@ -63,10 +63,7 @@ def test_bad_sizes_are_refused():
 
 
 def test_packetize_and_reassemble_commands(ground_models, tmp_path):
-    run = orbitlite("onboard", "run", str(SPYNDEX_NPY), "--bands", SPYNDEX_BANDS, "--model",
-                    str(ground_models["tflite"]), "--out", str(tmp_path / "products"))
-    assert run.returncode == 0, run.stderr
-    (product,) = (tmp_path / "products").glob("*.msgpack")
+    product = run_onboard(ground_models["tflite"], tmp_path / "products")
     result = orbitlite("downlink", "packetize", str(product), "--out", str(tmp_path / "down.bin"), "--max-data", "200")
     assert result.returncode == 0, result.stderr
     result = orbitlite("downlink", "reassemble", str(tmp_path / "down.bin"), "--out", str(tmp_path / "ground"))

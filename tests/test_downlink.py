@@ -8,7 +8,7 @@ from PIL import Image
 
 from ground.downlink import LINKS, format_bytes, format_seconds, parse_link
 from onboard.errors import OrbitliteError
-from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, assert_one_line_error, orbitlite
+from tests.conftest import assert_one_line_error, orbitlite, run_onboard
 
 
 def test_link_presets_and_rates():
@@ -27,10 +27,7 @@ def test_formatting():
 
 
 def test_decode_writes_class_map_and_summary(ground_models, tmp_path):
-    run = orbitlite("onboard", "run", str(SPYNDEX_NPY), "--bands", SPYNDEX_BANDS, "--model",
-                    str(ground_models["tflite"]), "--out", str(tmp_path / "products"))
-    assert run.returncode == 0, run.stderr
-    (product,) = (tmp_path / "products").glob("*.msgpack")
+    product = run_onboard(ground_models["tflite"], tmp_path / "products")
     result = orbitlite("downlink", "decode", str(product), "--out", str(tmp_path / "decoded"), "--link", "s-band")
     assert result.returncode == 0, result.stderr
     assert "10 x 10 tiles of 32 x 32 px, 100 classified" in result.stdout
@@ -60,10 +57,7 @@ def test_decode_writes_a_georeferenced_class_map(ground_models, tmp_path):
                      extratags=[(33550, "d", 3, (30.0, 30.0, 0.0), False),
                                 (33922, "d", 6, (0.0, 0.0, 0.0, 717345.0, -2776995.0, 0.0), False),
                                 (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32621), False)])
-    run = orbitlite("onboard", "run", str(tmp_path / "scene.tif"), "--bands", "B02,B03,B04,B08", "--model",
-                    str(ground_models["tflite"]), "--out", str(tmp_path / "products"))
-    assert run.returncode == 0, run.stderr
-    (product,) = (tmp_path / "products").glob("*.msgpack")
+    product = run_onboard(ground_models["tflite"], tmp_path / "products", tmp_path / "scene.tif", "B02,B03,B04,B08")
     result = orbitlite("downlink", "decode", str(product), "--out", str(tmp_path / "decoded"))
     assert result.returncode == 0, result.stderr
     with tifffile.TiffFile(next((tmp_path / "decoded").glob("*.classmap.tif"))) as tif:
