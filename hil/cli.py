@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
+from onboard import transfer
 from onboard.bench import benchmark
 from onboard.files import write_verified
+from onboard.link import Client, new_key, open_port, read_key
+from onboard.transfer import DEFAULT_CHUNK, MAX_CHUNK
 
 
 @click.group()
@@ -36,3 +41,137 @@ def bench(model_path: Path, threads: int, batch: int, warmup: int, runs: int, js
     click.echo(f"{r.tiles_per_s:.0f} tiles/s; peak memory {r.peak_rss_mb:.1f} MB")
     if json_path:
         write_verified(json_path, (json.dumps(asdict(r), indent=2) + "\n").encode())
+
+
+@hil.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The key file to write (hex).")
+def keygen(out: Path) -> None:
+    """Write a new pre-shared link key; give the same file to the payload's serve config (link.key_file)."""
+    if out.exists():
+        raise click.ClickException(f"{out} exists: a link key is not overwritten; remove it first")
+    write_verified(out, (new_key() + "\n").encode())
+    out.chmod(0o600)
+    click.echo(f"link key -> {out}")
+
+
+@hil.group()
+@click.option("--port", required=True, help="Serial device (e.g. /dev/ttyUSB0) or a pyserial URL.")
+@click.option("--baud", default=115200, show_default=True, type=click.IntRange(50))
+@click.option("--key-file", required=True, type=click.Path(path_type=Path), help="The pre-shared key (hil keygen).")
+@click.option("--timeout", default=0.5, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds to wait for an answer beyond the frames' wire time, before retransmitting.")
+@click.option("--retries", default=10, show_default=True, type=click.IntRange(0))
+@click.pass_context
+def link(ctx: click.Context, port: str, baud: int, key_file: Path, timeout: float, retries: int) -> None:
+    """Command the payload over its serial link (authenticated, acknowledged, retransmitted).
+
+    \b
+    Example:
+      orbitlite hil link --port /dev/ttyUSB0 --key-file link.key status
+      orbitlite hil link --port /dev/ttyUSB0 --key-file link.key upload scene.npy files/scene.npy
+    """
+    key = read_key(key_file)
+    ctx.obj = Client(open_port(port, baud), key, timeout=timeout, retries=retries)
+
+
+def _show(result: object) -> None:
+    click.echo(json.dumps(result, indent=2, default=lambda b: b.hex() if isinstance(b, bytes) else str(b)))
+
+
+@link.command()
+@click.pass_obj
+def ping(client: Client) -> None:
+    """Round trip to the payload."""
+    start = time.monotonic()
+    result = client.call("ping")
+    click.echo(f"pong in {1000 * (time.monotonic() - start):.1f} ms; payload up {result['uptime_s']:.0f} s")
+
+
+@link.command()
+@click.pass_obj
+def status(client: Client) -> None:
+    """The payload's telemetry: scene in progress, spool, budgets, store, slot, link counters."""
+    _show(client.call("status"))
+
+
+@link.command("set-budgets")
+@click.option("--cpu-seconds", type=float, help="CPU-seconds per scene (0 lifts the limit).")
+@click.option("--deadline-seconds", type=float, help="Wall-clock seconds per scene (0 lifts the limit).")
+@click.option("--reserve", type=click.FloatRange(0, 1, max_open=True), help="Battery fraction never used.")
+@click.option("--run-in-eclipse/--no-run-in-eclipse", default=None)
+@click.pass_obj
+def set_budgets(client: Client, cpu_seconds: float | None, deadline_seconds: float | None, reserve: float | None,
+                run_in_eclipse: bool | None) -> None:
+    """Change the budgets from the payload's next scene on."""
+    args = {k: (None if v == 0 and k.endswith("seconds") else v) for k, v in
+            [("cpu_seconds", cpu_seconds), ("deadline_seconds", deadline_seconds), ("reserve", reserve),
+             ("run_in_eclipse", run_in_eclipse)] if v is not None}
+    if not args:
+        raise click.UsageError("give at least one budget to set")
+    _show(client.call("set_budgets", **args))
+
+
+@link.command("run-scene")
+@click.argument("path")
+@click.pass_obj
+def run_scene(client: Client, path: str) -> None:
+    """Queue an uploaded scene (PATH under the payload's files/) for the service."""
+    result = client.call("run_scene", path=path)
+    click.echo(f"{result['queued']} queued, {result['ahead']} scene(s) ahead")
+
+
+@link.command()
+@click.option("-n", default=20, show_default=True, type=click.IntRange(1))
+@click.pass_obj
+def products(client: Client, n: int) -> None:
+    """The payload's downlink queue, next first."""
+    for p in client.call("products", n=n):
+        click.echo(f"product/{p['product_id']}  {p['scene_id']}  {p['model_id']}  priority {p['priority']}  "
+                   f"{p['size']} bytes")
+
+
+@link.command()
+@click.argument("source")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(64, MAX_CHUNK))
+@click.option("--ack", is_flag=True, help="For a product: acknowledge it once held, so it leaves the payload's store.")
+@click.pass_obj
+def download(client: Client, source: str, dest: Path, chunk: int, ack: bool) -> None:
+    """Fetch SOURCE (product/ID or file/PATH) into DEST, resuming an interrupted download of it."""
+    _report(_transfer(lambda progress: transfer.download(client, source, dest, chunk, progress),
+                      client.call("stat", source=source)["size"], f"{source} -> {dest}"), client)
+    if ack and source.startswith("product/"):
+        client.call("ack_product", id=int(source.split("/", 1)[1]))
+        click.echo(f"{source} acknowledged")
+
+
+@link.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("dest")
+@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(64, MAX_CHUNK))
+@click.pass_obj
+def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
+    """Send PATH to DEST under the payload's root (files/…, slots/a|b/…, or the spool), resuming
+    an interrupted upload of the same file; it is installed only whole and verified."""
+    _report(_transfer(lambda progress: transfer.upload(client, path, dest, chunk, progress),
+                      path.stat().st_size, f"{path} -> {dest}"), client)
+
+
+@link.command("switch-slot")
+@click.argument("slot", type=click.Choice(["a", "b"]))
+@click.pass_obj
+def switch_slot(client: Client, slot: str) -> None:
+    """Self-test the models in SLOT and, if they pass, make it the active slot."""
+    result = client.call("switch_slot", slot=slot)
+    click.echo(f"slot {result['active_slot']} active: {', '.join(result['models'])}")
+
+
+def _transfer(run, size: int, label: str) -> transfer.Transfer:
+    with click.progressbar(length=size, label=label, show_pos=True, file=sys.stderr) as bar:
+        return run(bar.update)
+
+
+def _report(t: transfer.Transfer, client: Client) -> None:
+    resumed = f", resumed at byte {t.resumed_at}" if t.resumed_at else ""
+    click.echo(f"{t.name}: {t.size} bytes in {t.seconds:.1f} s ({t.bytes_per_s:.0f} B/s{resumed}; "
+               f"{client.stats.retransmissions} retransmission(s))")

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence, TextIO
 import numpy as np
 
 from onboard.budget import BOARDS, BoardProfile, Budget, BudgetError, FixedPower, PowerSource, Scheduler
+from onboard.link import Endpoint, open_port, read_key
 from onboard.errors import OrbitliteError, OutputError, QuotaError, StoreError
 from onboard.files import ensure_writable_dir, write_verified
 from onboard.model import LoadedModel, load_model
@@ -84,6 +85,20 @@ class ServiceConfig:
     priority: int = 0
     uncertain_below: int = 128
     poll_seconds: float = 5.0
+    link: "LinkConfig | None" = None
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """The serial link the service answers commands on (onboard/endpoint.py). `root` holds the
+    upload areas (files/, slots/a|b/, and the spool when it lies inside) and the link's state."""
+
+    port: str
+    baud: int
+    key: bytes
+    root: Path
+    state: Path  # the replay counter and refusal counts
+    budget: Path  # budgets set over the link, which outlive a restart
 
 
 _REQUIRED = object()
@@ -234,8 +249,25 @@ def load_config(path: Path) -> ServiceConfig:
         threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator, budget=budget_config,
         screening=_screening(top.section("screening")), priority=top.integer("priority", 0),
         uncertain_below=top.integer("uncertain_below", 128, low=0, high=256),
-        poll_seconds=top.number("poll_seconds", 5.0, positive=True))
+        poll_seconds=top.number("poll_seconds", 5.0, positive=True), link=_link(top.section("link")))
     top.done()
+    return config
+
+
+def _link(section: _Section | None) -> LinkConfig | None:
+    """The link settings; no `link` section runs the service without one."""
+    if section is None:
+        return None
+    key_file = section.path("key_file")
+    try:
+        key = read_key(key_file)
+    except OrbitliteError as exc:
+        raise section.error("key_file", f"is unusable: {exc}") from None
+    root = section.source.parent
+    config = LinkConfig(port=section.text("port"), baud=section.integer("baud", 115200, positive=True), key=key,
+                        root=root, state=section.path("state", root / "link-state.json"),
+                        budget=section.path("budget", root / "budget.json"))
+    section.done()
     return config
 
 
@@ -439,23 +471,41 @@ class Service:
         self._clock, self._monotonic, self._host_root, self._report = clock, monotonic, host_root, report
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
-        ladder = [self._load(p, f"models.ladder[{i}]") for i, p in enumerate(config.ladder)]
-        cascade = self._load(config.cascade, "models.cascade") if config.cascade else None
-        self._check_models(ladder, cascade)
-        self._tile_shape = ladder[0].manifest.tile_shape
+        self._lock = threading.Lock()  # between the link's thread and the spool's
+        self._models_changed = False
+        self._pending_budget: Budget | None = None
         ensure_writable_dir(config.spool / DONE)
         ensure_writable_dir(config.spool / FAILED)
-        scheduler = Scheduler(config.budget, config.board, monotonic, cpu, power or FixedPower())
+        budget = self._saved_budget() or config.budget
+        self._scheduler = Scheduler(budget, config.board, monotonic, cpu, power or FixedPower())
         self._store = _JournalingStore(config.store_path, config.store, clock=clock, on_commit=self._on_commit)
         self._current: _InProgress | None = None
         try:
+            self._plan = self._build_plan()
             self._log = _TelemetryLog(config.telemetry)
         except BaseException:
             self._store.close()
             raise
-        self._plan = Plan(ladder, cascade=cascade, cascade_below=config.cascade_below, screening=config.screening,
-                          scheduler=scheduler, store=self._store, priority=config.priority,
-                          uncertain_below=config.uncertain_below, clock=monotonic, now=self._now)
+
+    def _build_plan(self) -> Plan:
+        config = self.config
+        ladder = [self._load(p, f"models.ladder[{i}]") for i, p in enumerate(config.ladder)]
+        cascade = self._load(config.cascade, "models.cascade") if config.cascade else None
+        self._check_models(ladder, cascade)
+        self._tile_shape = ladder[0].manifest.tile_shape
+        return Plan(ladder, cascade=cascade, cascade_below=config.cascade_below, screening=config.screening,
+                    scheduler=self._scheduler, store=self._store, priority=config.priority,
+                    uncertain_below=config.uncertain_below, clock=self._monotonic, now=self._now)
+
+    def _saved_budget(self) -> Budget | None:
+        """The budgets last set over the link, which replace the config's."""
+        if self.config.link is None or not self.config.link.budget.exists():
+            return None
+        try:
+            return Budget(**json.loads(self.config.link.budget.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"budgets set over the link, {self.config.link.budget}, are unreadable ({exc}): "
+                              f"remove the file to go back to the config's") from None
 
     def _load(self, path: Path, name: str) -> LoadedModel:
         try:
@@ -491,10 +541,95 @@ class Service:
         """Stop after the strip in progress (safe to call from a signal handler)."""
         self._stopping.set()
 
+    # -- what the link's commands see and change (onboard/endpoint.py), from the link's thread ------
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def spool(self) -> list[Path]:
+        return scan_spool(self.config.spool)
+
+    def budget(self) -> Budget:
+        with self._lock:
+            return self._pending_budget or self._scheduler.budget
+
+    def set_budget(self, budget: Budget) -> Budget:
+        """Budgets for the scenes after the one in progress, kept across restarts."""
+        assert self.config.link is not None
+        write_verified(self.config.link.budget, json.dumps(asdict(budget)).encode())
+        with self._lock:
+            self._pending_budget = budget
+        return budget
+
+    def slot_models(self, active: Path, slot: Path) -> list[Path]:
+        """The service's model files named through `active`, as they lie in `slot`."""
+        paths = [*self.config.ladder, *([self.config.cascade] if self.config.cascade else [])]
+        return [slot / p.relative_to(active) for p in paths if p.is_relative_to(active)]
+
+    def models_changed(self) -> None:
+        """The model files moved under the service (a slot switch): load them before the next scene."""
+        with self._lock:
+            self._models_changed = True
+
+    def status(self) -> dict[str, Any]:
+        current = self._current
+        return {
+            "scene": current.scene_id if current else None,
+            "tiles_total": len(current.grid) if current else None,
+            "spool_depth": len(self.spool()),
+            "models": self._plan.id,
+            "budget": asdict(self.budget()),
+            "budget_left": self._scheduler.left() if current else None,
+            "store": self._store.telemetry(),
+            "rss_bytes": rss_bytes(self._host_root),
+            "cpu_temp_c": cpu_temperature(self._host_root),
+        }
+
+    def _between_scenes(self) -> None:
+        """Take up what the link changed while a scene ran."""
+        with self._lock:
+            budget, self._pending_budget = self._pending_budget, None
+            reload, self._models_changed = self._models_changed, False
+        if budget is not None:
+            self._scheduler.budget = budget
+        if reload:
+            self._plan = self._build_plan()
+
+    def _serve_link(self) -> threading.Thread | None:
+        link = self.config.link
+        if link is None:
+            return None
+        from onboard.endpoint import PayloadCommands
+
+        port = open_port(link.port, link.baud)
+        endpoint: list[Endpoint] = []
+        commands = PayloadCommands(self, link.root, lambda: endpoint[0] if endpoint else None)
+        endpoint.append(Endpoint(port, link.key, link.state, commands.handlers()))
+        thread = threading.Thread(target=endpoint[0].serve, args=(self._stopping,), name="link", daemon=True)
+        thread.start()
+        self._report(f"link: answering commands on {link.port} at {link.baud} baud")
+        return thread
+
     def run(self, once: bool = False) -> Summary:
         """Process the spool: with `once`, the scenes found there now, and return; else poll every
         `poll_seconds` until stop()."""
         summary = Summary()
+        link = None if once else self._serve_link()
+        try:
+            self._poll(once, summary)
+        finally:
+            if link is not None:
+                self._stopping.set()
+                link.join()
+        if self._stopping.is_set() and summary.stopped is None:  # stopped between scenes
+            self._emit("stopped", reason="stop requested")
+        return summary
+
+    def _poll(self, once: bool, summary: Summary) -> None:
         while not self._stopping.is_set():
             queue = scan_spool(self.config.spool)
             self._emit("poll", spool_depth=len(queue))
@@ -507,12 +642,10 @@ class Service:
                 break
             if not moved:  # nothing new, or only refused scenes: wait before looking again
                 self._sleep(self.config.poll_seconds)
-        if self._stopping.is_set() and summary.stopped is None:  # stopped between scenes
-            self._emit("stopped", reason="stop requested")
-        return summary
 
     def _handle(self, path: Path, waiting: int, summary: Summary) -> bool:
         """Run one spooled scene; whether it left the spool."""
+        self._between_scenes()
         try:
             scene = open_spooled(path, self.config.bands)
         except OrbitliteError as exc:

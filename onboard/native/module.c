@@ -2,6 +2,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "framing.h"
 #include "preprocess.h"
 
 /* The element type a buffer format names, ignoring a byte-order prefix for native order. */
@@ -144,8 +145,69 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(crc32c_doc,
+"crc32c(data, value=0) -> int\n\n"
+"CRC-32C (Castagnoli) of a bytes-like `data`, continued from `value`:\n"
+"crc32c(b, crc32c(a)) == crc32c(a + b), as zlib.crc32 chains.");
+
+static PyObject *crc32c(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    unsigned int value = 0;
+    if (!PyArg_ParseTuple(args, "y*|I:crc32c", &data, &value)) return NULL;
+    uint32_t crc;
+    Py_BEGIN_ALLOW_THREADS
+    crc = ol_crc32c(value, (const uint8_t *)data.buf, (size_t)data.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    return PyLong_FromUnsignedLong(crc);
+}
+
+PyDoc_STRVAR(cobs_encode_doc,
+"cobs_encode(data) -> bytes\n\n"
+"The COBS encoding of `data`: no zero byte in it, so 0x00 can delimit frames.");
+
+static PyObject *cobs_encode(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*:cobs_encode", &data)) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, OL_COBS_MAX_ENCODED(data.len));
+    if (out != NULL) {
+        size_t n = ol_cobs_encode((const uint8_t *)data.buf, (size_t)data.len, (uint8_t *)PyBytes_AS_STRING(out));
+        if (_PyBytes_Resize(&out, (Py_ssize_t)n) < 0) out = NULL;
+    }
+    PyBuffer_Release(&data);
+    return out;
+}
+
+PyDoc_STRVAR(cobs_decode_doc,
+"cobs_decode(data) -> bytes\n\n"
+"Decode one COBS-encoded frame (without its delimiter); ValueError if it is no COBS encoding.");
+
+static PyObject *cobs_decode(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*:cobs_decode", &data)) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, data.len);
+    if (out != NULL) {
+        ptrdiff_t n = ol_cobs_decode((const uint8_t *)data.buf, (size_t)data.len, (uint8_t *)PyBytes_AS_STRING(out));
+        if (n < 0) {
+            Py_DECREF(out);
+            out = NULL;
+            PyErr_SetString(PyExc_ValueError, "not a COBS encoding");
+        } else if (_PyBytes_Resize(&out, (Py_ssize_t)n) < 0) {
+            out = NULL;
+        }
+    }
+    PyBuffer_Release(&data);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"preprocess_tiles", preprocess_tiles, METH_VARARGS, preprocess_tiles_doc},
+    {"crc32c", crc32c, METH_VARARGS, crc32c_doc},
+    {"cobs_encode", cobs_encode, METH_VARARGS, cobs_encode_doc},
+    {"cobs_decode", cobs_decode, METH_VARARGS, cobs_decode_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,0 +1,158 @@
+"""The commands the payload answers over the link, while `orbitlite onboard serve` runs.
+
+- `ping` -> the payload's clock and uptime;
+- `status` -> telemetry: the scene in progress, the spool, the budgets, the store and its queue,
+  the active model slot, the link's counters (refusals included), memory, CPU temperature, disk;
+- `set_budgets {cpu_seconds, deadline_seconds, reserve, run_in_eclipse}` -> the budgets from the
+  next scene on (absent keys keep their value; null lifts a limit), kept across restarts;
+- `run_scene {path}` -> moves an uploaded scene (under `files/`) into the spool, where the service
+  takes it up in turn; returns its place in the queue;
+- `products {n}` -> the next products of the downlink queue; `ack_product {id}` -> the ground holds
+  it: it leaves the store;
+- `switch_slot {slot}` -> self-tests the models of slot `a` or `b` and, only if they pass, makes it
+  the active slot; the service loads them before its next scene;
+- `stat`, `read`, `put_begin`, `put_chunk`, `put_end` -> file transfer (onboard/transfer.py).
+
+Model slots: `slots/a/` and `slots/b/` under the payload's root, and `slots/active`, a symbolic
+link to one of them, switched atomically. The service config names its models through it (e.g.
+`"ladder": ["slots/active/cnn-l.tflite"]`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from onboard.budget import Budget, BudgetError
+from onboard.errors import OrbitliteError
+from onboard.link import Endpoint, Handler
+from onboard.model import load_model
+from onboard.transfer import FileService
+
+if TYPE_CHECKING:
+    from onboard.service import Service
+
+SLOTS = ("a", "b")
+ACTIVE = "active"
+FILES = "files"
+
+
+class SlotError(OrbitliteError):
+    """A model slot that cannot be switched to: empty, or its models fail the self-test."""
+
+
+def active_slot(slots: Path) -> str | None:
+    try:
+        target = os.readlink(slots / ACTIVE)
+    except OSError:
+        return None
+    return target if target in SLOTS else None
+
+
+def switch_active(slots: Path, slot: str) -> None:
+    """Point `slots/active` at `slot` in one atomic rename."""
+    tmp = slots / f".{ACTIVE}.new"
+    tmp.unlink(missing_ok=True)
+    os.symlink(slot, tmp)
+    os.replace(tmp, slots / ACTIVE)
+    fd = os.open(slots, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def self_test(model_paths: list[Path], threads: int = 1) -> list[str]:
+    """Load each model against its manifest and run one tile of zeros through it; the ids."""
+    ids = []
+    for path in model_paths:
+        model = load_model(path, threads=threads)
+        inp = model.manifest.input
+        model.interpreter.set_tensor(model.input_index, np.zeros(inp.shape, dtype=np.dtype(inp.dtype)))
+        model.interpreter.invoke()
+        out = model.interpreter.get_tensor(model.output_index)
+        if out.shape[-1] != len(model.manifest.classes) or not np.isfinite(out.astype(np.float64)).all():
+            raise SlotError(f"{path}: the self-test output is {out.shape} with non-finite values or the wrong "
+                            f"number of classes")
+        ids.append(model.manifest.id)
+    return ids
+
+
+class PayloadCommands:
+    """The handlers of the link endpoint, over the running service."""
+
+    def __init__(self, service: "Service", root: Path, endpoint: Callable[[], Endpoint | None]) -> None:
+        self.service = service
+        self.root = Path(root)
+        self.slots = self.root / "slots"
+        self._endpoint = endpoint
+        self._started = time.monotonic()
+        spool = service.config.spool.resolve()
+        areas = [FILES, *(f"slots/{s}" for s in SLOTS)]
+        if spool.is_relative_to(self.root.resolve()):
+            areas.append(str(spool.relative_to(self.root.resolve())))
+        for area in areas:
+            (self.root / area).mkdir(parents=True, exist_ok=True)
+        self.files = FileService(self.root, tuple(areas), service.store.read_product)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"ping": self.ping, "status": self.status, "set_budgets": self.set_budgets,
+                "run_scene": self.run_scene, "products": self.products, "ack_product": self.ack_product,
+                "switch_slot": self.switch_slot, **self.files.handlers()}
+
+    def ping(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"time": self.service.clock(), "uptime_s": round(time.monotonic() - self._started, 3)}
+
+    def status(self, args: dict[str, Any]) -> dict[str, Any]:
+        endpoint = self._endpoint()
+        disk = shutil.disk_usage(self.root)
+        return {**self.service.status(), "active_slot": active_slot(self.slots),
+                "link": endpoint.telemetry() if endpoint else None,
+                "disk_free_bytes": disk.free}
+
+    def set_budgets(self, args: dict[str, Any]) -> dict[str, Any]:
+        known = {"cpu_seconds", "deadline_seconds", "reserve", "run_in_eclipse"}
+        unknown = set(args) - known
+        if unknown:
+            raise BudgetError(f"set_budgets: no budget {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
+        budget = replace(self.service.budget(), **args)
+        return asdict(self.service.set_budget(budget))
+
+    def run_scene(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = str(args["path"])
+        source = self.files._inside(name, (FILES,))
+        if not source.is_file():
+            raise OrbitliteError(f"run_scene: no file {name} on the payload: upload it first")
+        ahead = len(self.service.spool())
+        target = self.service.config.spool / source.name
+        if target.exists():
+            raise OrbitliteError(f"run_scene: {source.name} is already in the spool")
+        os.replace(source, target)
+        return {"queued": source.name, "ahead": ahead}
+
+    def products(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        return [asdict(p) for p in self.service.store.next_for_downlink(int(args.get("n", 20)))]
+
+    def ack_product(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"removed": self.service.store.acknowledge(int(args["id"]))}
+
+    def switch_slot(self, args: dict[str, Any]) -> dict[str, Any]:
+        slot = str(args["slot"])
+        if slot not in SLOTS:
+            raise SlotError(f"switch_slot: slot {slot!r}: use one of {', '.join(SLOTS)}")
+        models = self.service.slot_models(self.slots / ACTIVE, self.slots / slot)
+        if not models:
+            raise SlotError(f"switch_slot: the service's models are not named through {self.slots / ACTIVE}")
+        missing = [str(p.relative_to(self.root)) for p in models if not p.is_file()]
+        if missing:
+            raise SlotError(f"switch_slot: slot {slot} lacks {', '.join(missing)}")
+        ids = self_test(models, self.service.config.threads)
+        switch_active(self.slots, slot)
+        self.service.models_changed()
+        return {"active_slot": slot, "models": ids}
