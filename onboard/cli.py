@@ -72,7 +72,10 @@ def serve(config: Path, once: bool) -> None:
     .policy, .resend_after, .max_file_bytes; budget.cpu_seconds, .deadline_seconds (per scene),
     .reserve, .run_in_eclipse; screening (nodata_value, max_nodata, cloud, max_cloud,
     reflectance_per_dn, roi, step; absent: no screening); priority; uncertain_below;
-    poll_seconds (5).
+    poll_seconds (5); link.port, .key_file, .baud (115200), .state, .budget (absent: no link).
+
+    With a link, the service answers authenticated commands on the serial port (`orbitlite hil
+    link`): status, budgets, uploads and downloads, queueing scenes, switching model slots.
 
     Producers write NAME.npy.part and rename it to NAME.npy when complete. Finished scenes
     move to done/, refused ones to failed/ beside NAME.npy.reason. A killed service resumes an

@@ -17,6 +17,9 @@ The spool, by convention:
 The store's journal makes any stop safe: a killed service resumes an interrupted scene from its
 last committed tile, and a scene whose product is stored is never run again (if it is found in
 the spool, it just moves to `done/`). SIGTERM or SIGINT stop it between two strips of tiles.
+
+With a `link` section it also answers commands on a serial port, in a thread of its own
+(onboard/endpoint.py); what they change (budgets, the model slot) takes effect between scenes.
 """
 
 from __future__ import annotations
