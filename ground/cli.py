@@ -399,6 +399,33 @@ def reassemble(stream: Path, out_dir: Path) -> None:
 
 
 @downlink.command()
+@click.argument("config", required=False, type=click.Path(path_type=Path))
+@click.option("--days", default=7.0, show_default=True, type=float, help="Days to simulate from the config's start "
+              "(by default the TLE's epoch).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory for simulation.json and the plots.")
+@click.option("--link", default=None, help=f"{_link_help} Overrides the config's.")
+def simulate(config: Path | None, days: float, out_dir: Path, link: str | None) -> None:
+    """Simulate the downlink budget of CONFIG (JSON or TOML; built-in defaults without it: a
+    Sentinel-2-like orbit, SvalSat and Inuvik) for raw scenes, on-board products only, and products
+    plus the most valuable raw extracts; print a summary, write simulation.json and plots."""
+    from ground import simulate as sim
+    from onboard.files import ensure_writable_dir
+    from onboard.progress import progress_bar
+
+    cfg = sim.load_config(config)
+    if link is not None:
+        cfg = cfg.with_link(link)
+    steps = sim.step_count(cfg, days)
+    ensure_writable_dir(out_dir)
+    with progress_bar(len(sim.MODES) * steps, "simulating") as bar:
+        result = sim.simulate(cfg, days, bar.update)
+    click.echo(sim.summary(result))
+    for path in sim.write_outputs(result, out_dir):
+        click.echo(f"-> {path}")
+
+
+@downlink.command()
 @click.argument("product", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Write PRODUCT's class map (PNG) and summary (JSON) here.")
 @click.option("--link", default="uhf", show_default=True, help=_link_help)

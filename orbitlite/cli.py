@@ -17,7 +17,8 @@ SUBCOMMANDS = {
     "downlink": "ground.cli:downlink",
     "hil": "hil.cli:hil",
 }
-GROUND_MODULES = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "matplotlib", "spyndex"}
+GROUND_MODULES = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "matplotlib", "spyndex", "sgp4",
+                  "global_land_mask"}
 
 
 class LazyGroup(click.Group):
