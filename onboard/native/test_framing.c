@@ -2,19 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "framing.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                        \
-    do {                                                        \
-        if (!(cond)) {                                          \
-            ++failures;                                         \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);     \
-            fprintf(stderr, __VA_ARGS__);                       \
-            fputc('\n', stderr);                                \
-        }                                                       \
-    } while (0)
 
 static void test_crc32c(void) {
     /* The check value of the CRC-32C catalogue entry, and RFC 3720 (iSCSI) B.4 vectors. */
@@ -67,7 +56,5 @@ static void test_cobs(void) {
 int main(void) {
     test_crc32c();
     test_cobs();
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    else printf("framing: all checks passed\n");
-    return failures != 0;
+    return check_report("framing");
 }

@@ -3,19 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "preprocess.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                        \
-    do {                                                        \
-        if (!(cond)) {                                          \
-            ++failures;                                         \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);     \
-            fprintf(stderr, __VA_ARGS__);                       \
-            fputc('\n', stderr);                                \
-        }                                                       \
-    } while (0)
 
 /* A 2-band 3x4 uint16 scene, band-sequential. */
 static const uint16_t SCENE_U16[2][3][4] = {
@@ -150,6 +139,5 @@ int main(void) {
     test_edges_repeat_nearest_pixel();
     test_pixel_interleaved_layout_reads_in_place();
     test_non_finite_samples_are_counted();
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    return failures ? 1 : 0;
+    return check_report("preprocess");
 }
