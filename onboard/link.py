@@ -283,7 +283,8 @@ class ClientStats:
 class Client:
     """The ground's end: sends a command, waits for its acknowledgement and response, and
     retransmits after `timeout` (plus the wire time of the frames at the port's baud rate), up to
-    `retries` times. `run_timeout` bounds how long an acknowledged command may take to answer."""
+    `retries` times. `run_timeout` bounds how long an acknowledged command may take to answer;
+    until then it is retransmitted at the same pace, in case its answer was lost."""
 
     port: Port
     key: bytes
@@ -309,8 +310,14 @@ class Client:
             body = self._exchange(command, frame, counter, reply_bytes or self.reply_bytes)
             if body.get("ok"):
                 return body.get("result")
-            if body.get("code") == "replay" and not resync and isinstance(body.get("last_counter"), int):
-                self._counter = body["last_counter"]  # our clock is behind the payload's counter: step past it
+            last = body.get("last_counter")
+            if body.get("code") == "replay" and last == counter:
+                # this very command was taken, and its answer lost: the payload restarted since, and
+                # with it went its cache. Sending it again under a new counter would run it twice.
+                raise LinkError(f"{command}: the payload took it but restarted before its answer came "
+                                f"through; its result is lost")
+            if body.get("code") == "replay" and not resync and isinstance(last, int):
+                self._counter = last  # our clock is behind the payload's counter: step past it
                 continue
             raise CommandRefused(command, str(body.get("code")), str(body.get("error")))
         raise AssertionError("unreachable")
@@ -323,9 +330,9 @@ class Client:
         encoded_len = len(frame.encode())
         wait = self.timeout + wire_seconds(encoded_len + reply_bytes, self.port.baudrate)
         self.stats.commands += 1
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.stats.retransmissions += 1
+        tries = 0
+        answer_by = None  # once acknowledged: when run_timeout is up
+        while True:
             self._channel.send(frame)
             self.stats.bytes_sent += encoded_len
             deadline = time.monotonic() + wait
@@ -339,11 +346,20 @@ class Client:
                 if body is None:
                     continue
                 if reply.type is FrameType.ACK:
-                    deadline = max(deadline, time.monotonic() + self.run_timeout)
+                    if answer_by is None:
+                        answer_by = time.monotonic() + self.run_timeout
                     continue
                 return body
-        raise LinkError(f"{command}: no answer from the payload after {self.retries + 1} tries "
-                        f"({wait:.2f} s each)")
+            if answer_by is None:
+                tries += 1
+                if tries > self.retries:
+                    raise LinkError(f"{command}: no answer from the payload after {tries} tries ({wait:.2f} s each)")
+            elif time.monotonic() >= answer_by:
+                raise LinkError(f"{command}: acknowledged, but no answer from the payload within "
+                                f"{self.run_timeout:.1f} s")
+            # else it is still running, or it ran and its answer was lost on the line: the payload
+            # answers a retransmission from its cache once it is done, without running it again
+            self.stats.retransmissions += 1
 
     def _authentic(self, reply: Frame, counter: int) -> dict[str, Any] | None:
         opened = unseal(self.key, reply)

@@ -57,8 +57,8 @@ class PartialFile:
             verified = 0
         try:
             with open(self.part, "ab") as f:  # an unjournaled tail (a write cut short) is dropped
-                f.truncate(min(verified, f.tell()))
-                verified = f.tell()
+                verified = min(verified, f.tell())
+                f.truncate(verified)
         except OSError as exc:
             raise TransferError(f"cannot stage {self.part}: {exc.strerror}") from None
         self._record(verified)
