@@ -14,7 +14,7 @@ from onboard import transfer
 from onboard.bench import benchmark
 from onboard.files import write_verified
 from onboard.link import Client, new_key, open_port, read_key
-from onboard.transfer import DEFAULT_CHUNK, MAX_CHUNK
+from onboard.transfer import DEFAULT_CHUNK, MAX_CHUNK, MIN_CHUNK
 
 
 @click.group()
@@ -133,7 +133,8 @@ def products(client: Client, n: int) -> None:
 @link.command()
 @click.argument("source")
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(64, MAX_CHUNK))
+@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
+              help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
 @click.option("--ack", is_flag=True, help="For a product: acknowledge it once held, so it leaves the payload's store.")
 @click.pass_obj
 def download(client: Client, source: str, dest: Path, chunk: int, ack: bool) -> None:
@@ -148,7 +149,8 @@ def download(client: Client, source: str, dest: Path, chunk: int, ack: bool) -> 
 @link.command()
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.argument("dest")
-@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(64, MAX_CHUNK))
+@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
+              help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
 @click.pass_obj
 def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
     """Send PATH to DEST under the payload's root (files/…, slots/a|b/…, or the spool), resuming

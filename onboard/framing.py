@@ -1,8 +1,9 @@
 """Link frames (DESIGN.md contract 3, version 1): what crosses the serial line between the ground
 (or the spacecraft's bus computer) and the payload.
 
-On the wire a frame is COBS-encoded and ends with one 0x00 byte, so a receiver finds the next
-frame boundary after any garbage. Before encoding, a frame is
+On the wire a frame is COBS-encoded between two 0x00 bytes, so a receiver finds the next frame
+boundary after any garbage (the leading delimiter closes whatever noise came before, so it
+cannot take the frame down with it; the empty run between two frames' delimiters is skipped). Before encoding, a frame is
 
     version u8 | type u8 | sequence u16 | payload length u16 | payload | CRC-32C u32
 
@@ -39,11 +40,11 @@ class Frame:
     payload: bytes
 
     def encode(self) -> bytes:
-        """The frame as it goes on the wire, delimiter included."""
+        """The frame as it goes on the wire, delimiters included."""
         if len(self.payload) > MAX_PAYLOAD:
             raise ValueError(f"a frame payload holds at most {MAX_PAYLOAD} bytes, not {len(self.payload)}")
         body = HEADER.pack(VERSION, self.type, self.seq & 0xFFFF, len(self.payload)) + self.payload
-        return cobs_encode(body + CRC.pack(crc32c(body))) + DELIMITER
+        return DELIMITER + cobs_encode(body + CRC.pack(crc32c(body))) + DELIMITER
 
 
 @dataclass

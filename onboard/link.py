@@ -245,6 +245,10 @@ class Endpoint:
             return _refusal("failed", str(exc))
         except (KeyError, TypeError, ValueError) as exc:
             return _refusal("bad-args", f"{name}: {type(exc).__name__}: {exc}")
+        except OSError as exc:
+            return _refusal("failed", f"{name}: {exc.strerror or exc}")
+        except Exception as exc:  # a fault in one command must not take the link down with it
+            return _refusal("internal", f"{name}: {type(exc).__name__}: {exc}")
 
     def _reply(self, seq: int, key: bytes, counter: int, body: dict[str, Any]) -> Frame:
         frame = Frame(FrameType.RESPONSE, seq, seal(key, FrameType.RESPONSE, counter, body))
@@ -299,15 +303,17 @@ class Client:
         self._counter = 0
         self._seq = 0
 
-    def call(self, command: str, reply_bytes: int | None = None, **args: Any) -> Any:
+    def call(self, command: str, reply_bytes: int | None = None, retries: int | None = None, **args: Any) -> Any:
         """Run `command` on the payload and return its result; raises CommandRefused when the payload
-        refuses it, LinkError when no answer comes through."""
+        refuses it, LinkError when no answer comes through. By default an acknowledged command may
+        run for `run_timeout`; with `retries`, for a command that answers at once (a chunk), the
+        call gives up after that many retransmissions, acknowledged or not."""
         for resync in (False, True):
             counter = self._next_counter()
             self._seq = (self._seq + 1) & 0xFFFF
             frame = Frame(FrameType.COMMAND, self._seq,
                           seal(self.key, FrameType.COMMAND, counter, {"cmd": command, "args": args}))
-            body = self._exchange(command, frame, counter, reply_bytes or self.reply_bytes)
+            body = self._exchange(command, frame, counter, reply_bytes or self.reply_bytes, retries)
             if body.get("ok"):
                 return body.get("result")
             last = body.get("last_counter")
@@ -326,7 +332,8 @@ class Client:
         self._counter = max(self._counter + 1, time.time_ns() // 1000)
         return self._counter
 
-    def _exchange(self, command: str, frame: Frame, counter: int, reply_bytes: int) -> dict[str, Any]:
+    def _exchange(self, command: str, frame: Frame, counter: int, reply_bytes: int,
+                  quick_retries: int | None) -> dict[str, Any]:
         encoded_len = len(frame.encode())
         wait = self.timeout + wire_seconds(encoded_len + reply_bytes, self.port.baudrate)
         self.stats.commands += 1
@@ -350,9 +357,9 @@ class Client:
                         answer_by = time.monotonic() + self.run_timeout
                     continue
                 return body
-            if answer_by is None:
+            if answer_by is None or quick_retries is not None:
                 tries += 1
-                if tries > self.retries:
+                if tries > (self.retries if quick_retries is None else quick_retries):
                     raise LinkError(f"{command}: no answer from the payload after {tries} tries ({wait:.2f} s each)")
             elif time.monotonic() >= answer_by:
                 raise LinkError(f"{command}: acknowledged, but no answer from the payload within "

@@ -27,10 +27,11 @@ from typing import Any, Callable
 from onboard._native import crc32c
 from onboard.errors import OrbitliteError
 from onboard.files import sha256_file, write_verified
-from onboard.link import Client, Handler
+from onboard.link import Client, Handler, LinkError
 
 MAX_CHUNK = 32768
-DEFAULT_CHUNK = 2048
+DEFAULT_CHUNK = 4096  # the most a transfer sends at once; it shrinks on a noisy line (ChunkSize)
+MIN_CHUNK = 128
 STAGING = ".incoming"
 
 
@@ -235,6 +236,43 @@ class Transfer:
 Progress = Callable[[int], None]  # told the bytes moved by each chunk
 
 
+class ChunkSize:
+    """The chunk size a noisy line can carry. A frame gets through whole with probability
+    (1 - p)^length, so long chunks starve on a bad line: a chunk that goes unanswered after
+    `QUICK_RETRIES` retransmissions is sent again at half the size, down to MIN_CHUNK (where the
+    client's full retries apply); after `CLEAN_RUN` chunks that went through first time, the size
+    doubles again, up to the most asked for."""
+
+    QUICK_RETRIES = 1
+    CLEAN_RUN = 4
+
+    def __init__(self, client: Client, most: int) -> None:
+        if not MIN_CHUNK <= most <= MAX_CHUNK:
+            raise TransferError(f"a chunk is {MIN_CHUNK} to {MAX_CHUNK} bytes, not {most}")
+        self.client, self.most, self.now = client, most, most
+        self._clean = 0
+
+    def call(self, left: int, command: Callable[[int, int | None], Any]) -> Any:
+        """`command(length, retries)` for the next chunk of at most `left` bytes, shrinking the
+        chunk until it goes through."""
+        while True:
+            retransmissions = self.client.stats.retransmissions
+            try:
+                result = command(min(self.now, left), None if self.now == MIN_CHUNK else self.QUICK_RETRIES)
+            except LinkError:
+                if self.now == MIN_CHUNK:
+                    raise
+                self.now, self._clean = max(MIN_CHUNK, self.now // 2), 0
+                continue
+            if self.client.stats.retransmissions > retransmissions:
+                self._clean = 0
+            else:
+                self._clean += 1
+                if self._clean >= self.CLEAN_RUN:
+                    self.now, self._clean = min(self.most, self.now * 2), 0
+            return result
+
+
 def download(client: Client, source: str, dest: Path, chunk: int = DEFAULT_CHUNK,
              progress: Progress = lambda n: None) -> Transfer:
     """Fetch `source` from the payload into `dest`, resuming a broken earlier download of it."""
@@ -244,9 +282,10 @@ def download(client: Client, source: str, dest: Path, chunk: int = DEFAULT_CHUNK
     partial = PartialFile(dest.with_name(dest.name + ".part"), int(info["size"]), str(info["sha256"]), source)
     resumed_at = partial.verified
     progress(resumed_at)
+    chunk_size = ChunkSize(client, chunk)
     while not partial.complete:
-        length = min(chunk, partial.size - partial.verified)
-        got = client.call("read", reply_bytes=length + 128, source=source, offset=partial.verified, length=length)
+        got = chunk_size.call(partial.size - partial.verified, lambda length, retries: client.call(
+            "read", reply_bytes=length + 128, retries=retries, source=source, offset=partial.verified, length=length))
         data = _check_chunk(got["data"], got["crc"], source)
         if not data:
             raise TransferError(f"{source}: it shrank on the payload during the transfer; start again")
@@ -267,9 +306,14 @@ def upload(client: Client, path: Path, dest: str, chunk: int = DEFAULT_CHUNK,
         raise TransferError(f"cannot read {path}: {exc.strerror}") from None
     offset = resumed_at = int(client.call("put_begin", dest=dest, size=size, sha256=sha)["offset"])
     progress(offset)
+    chunk_size = ChunkSize(client, chunk)
     while offset < size:
-        piece = _pread(path, offset, min(chunk, size - offset))
-        done = int(client.call("put_chunk", sha256=sha, offset=offset, data=piece, crc=crc32c(piece))["offset"])
+        def put(length: int, retries: int | None) -> int:
+            piece = _pread(path, offset, length)
+            return int(client.call("put_chunk", retries=retries, sha256=sha, offset=offset, data=piece,
+                                   crc=crc32c(piece))["offset"])
+
+        done = chunk_size.call(size - offset, put)
         progress(done - offset)
         offset = done
     client.call("put_end", sha256=sha)

@@ -65,6 +65,7 @@ def test_bench_transfer_on_a_clean_line(benchmark, tmp_path, chunk, direction):
 @pytest.mark.parametrize("chunk", CHUNKS)
 def test_bench_download_with_corruption(benchmark, tmp_path, chunk):
     """One byte in 1,000 corrupted: a chunk gets through whole with probability about
-    0.999^(chunk + 300), so large chunks pay for every loss with a long retransmission."""
+    0.999^(chunk + 300), so the transfer halves a chunk that does not get through (ChunkSize):
+    whatever the chunk asked for, the rate stays within one noisy line's reach."""
     ratio = _transfer_rate(tmp_path, "download", chunk, 8 * 1024, 1e-3, benchmark, seed=chunk)
-    assert ratio > {1024: 0.05, 2048: 0.02, 4096: 0.002}[chunk]
+    assert ratio > 0.03
