@@ -126,7 +126,7 @@ class PayloadCommands:
 
     def run_scene(self, args: dict[str, Any]) -> dict[str, Any]:
         name = str(args["path"])
-        source = self.files._inside(name, (FILES,))
+        source = self.files.resolve(name, (FILES,))
         if not source.is_file():
             raise OrbitliteError(f"run_scene: no file {name} on the payload: upload it first")
         ahead = len(self.service.spool())

@@ -173,13 +173,15 @@ class FileService:
         if kind == "product" and name.isdigit():
             return self._read_product(int(name))
         if kind == "file":
-            path = self._inside(name)
+            path = self.resolve(name)
             if not path.is_file():
                 raise TransferError(f"{source}: no such file on the payload")
             return path
         raise TransferError(f"{source!r} is no source: give product/<id> or file/<path>")
 
-    def _inside(self, name: str, areas: tuple[str, ...] | None = None) -> Path:
+    def resolve(self, name: str, areas: tuple[str, ...] | None = None) -> Path:
+        """The payload path a ground-given relative `name` stands for, refused if it leaves the
+        root, names the staging area, or lies outside `areas` (when given)."""
         rel = PurePosixPath(name)
         if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.parts[0] == STAGING:
             raise TransferError(f"{name!r} is not a path inside the payload's root")
@@ -188,7 +190,7 @@ class FileService:
         return self.root / rel
 
     def put_begin(self, args: dict[str, Any]) -> dict[str, Any]:
-        dest = self._inside(args["dest"], self.upload_areas)
+        dest = self.resolve(args["dest"], self.upload_areas)
         size, sha = int(args["size"]), str(args["sha256"])
         if size < 0 or len(sha) != 64:
             raise TransferError("put_begin: size must be non-negative and sha256 64 hex digits")
