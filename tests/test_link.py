@@ -355,7 +355,9 @@ def test_commands_complete_right_or_fail_under_line_faults(rig, kind, rate, reco
     faults = Faults(**{k: rate for k in ("corrupt", "drop", "duplicate", "reorder")}) if kind == "all" \
         else Faults(**{kind: rate})
     line, payload = rig({"echo": echo}, seed=crc32c(f"{kind}{rate}".encode()), faults=faults)
-    client = Client(line.open_ground(), KEY, timeout=0.1, retries=10, run_timeout=2.0)
+    # 20 retries: at 1e-3 of each fault a ~180-byte exchange fails about half its tries, so 21 tries
+    # all failing (and the test with them) takes odds of about 1 in 10^6 per command
+    client = Client(line.open_ground(), KEY, timeout=0.1, retries=20, run_timeout=2.0)
     rng = random.Random(5)
     n = 20 if rate < 1e-2 else (8 if kind != "all" else 4)
     done, failed = [], []
