@@ -19,11 +19,12 @@ from ground.record import ModelRecord
 from ground.metrics import agreement, top1_accuracy
 from ground.train import normalize, predict
 from onboard.files import ensure_writable_dir, write_verified
-from onboard.manifest import Accuracy, Manifest, Quantization, TensorSpec, sidecar_path
+from onboard.manifest import EMBEDDED_NAME, Accuracy, Manifest, Quantization, TensorSpec, sidecar_path
 from onboard.model import interpreter_class, load_model
 from onboard.preprocess import TilePreprocessor
 from onboard.runner import score_tiles
 from onboard.scene import Scene
+from onboard.tflite_file import with_metadata
 
 REPRESENTATIVE_SAMPLES = 256
 
@@ -120,6 +121,8 @@ def write_tflite(model: keras.Model, record: ModelRecord, train: PatchSet, test:
         keras=round(top1_accuracy(keras_scores, test), 4), tflite=round(top1_accuracy(lite_scores, test), 4),
         agreement=round(agreement(keras_scores, lite_scores, record.task), 4),
         metric="micro F1" if record.task == MULTI_LABEL else "top-1 accuracy"))
+    content = with_metadata(content, EMBEDDED_NAME, manifest.embedded())
+    manifest = dataclasses.replace(manifest, size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
     write_verified(out, content)
     manifest.write(sidecar_path(out))
     return manifest

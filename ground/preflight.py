@@ -4,13 +4,15 @@ TPU, whether XNNPACK's sparse kernels can use it, how big it is and how sparse i
 from __future__ import annotations
 
 import gzip
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from models.edgetpu import check_edgetpu
-from onboard.tflite_file import Graph, read_graph
+from onboard.manifest import EMBEDDED_NAME
+from onboard.tflite_file import Graph, metadata, read_graph
 
 # XNNPACK runs 1x1 convolutions as sparse matrix products only when at least 2/3 of their
 # weights are zero (its subgraph rewriting's threshold).
@@ -34,6 +36,7 @@ class Preflight:
     layer_sparsity: list[tuple[str, str, float]]  # (op, weight tensor, sparsity)
     edgetpu: list[Check] = field(default_factory=list)
     xnnpack_sparse: list[Check] = field(default_factory=list)
+    embedded_manifest: str | None = None  # the id of the manifest the file carries
 
     @property
     def edgetpu_ok(self) -> bool:
@@ -49,6 +52,8 @@ class Preflight:
             f"# Pre-flight: {self.model}", "",
             f"- size: {self.size_bytes} bytes ({self.gzip_bytes} gzipped)",
             f"- measured weight sparsity: {self.sparsity:.1%}",
+            f"- manifest embedded as TFLite metadata: "
+            + (f"yes ({self.embedded_manifest})" if self.embedded_manifest else "no"),
             f"- operators ({len(self.ops)}): " + ", ".join(f"{op} x{n}" for op, n in counts.items()), "",
             f"## Edge TPU: {'compatible' if self.edgetpu_ok else 'NOT compatible'}", "",
             *[f"- [{'x' if c.ok else ' '}] {c.name}: {c.why}" for c in self.edgetpu], "",
@@ -139,4 +144,15 @@ def preflight(content: bytes, name: str = "model") -> Preflight:
         sparsity=zeros / total if total else 0.0,
         layer_sparsity=[(op, tname, _sparsity(w)) for op, tname, w in weights],
         edgetpu=_edgetpu_checks(content), xnnpack_sparse=_xnnpack_checks(graph),
+        embedded_manifest=_embedded_id(content, name),
     )
+
+
+def _embedded_id(content: bytes, name: str) -> str | None:
+    carried = metadata(content, EMBEDDED_NAME, name)
+    if carried is None:
+        return None
+    try:
+        return str(json.loads(carried)["id"])
+    except (ValueError, KeyError, TypeError):
+        return "unreadable"

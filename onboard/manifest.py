@@ -1,4 +1,5 @@
-"""Contract 1, the model manifest: the sidecar JSON that travels with every `.tflite`.
+"""Contract 1, the model manifest: the sidecar JSON that travels with every `.tflite`, and the
+same manifest embedded in the model file as TFLite metadata (less the file's size and sha256).
 
 In the spirit of the STAC Machine Learning Model extension: what the model expects as input
 (shape, dtype, quantization, band names in order, per-band normalization), what it returns
@@ -17,6 +18,7 @@ from onboard.files import write_verified
 
 SCHEMA = "orbitlite/model-manifest"
 VERSION = 1
+EMBEDDED_NAME = "orbitlite.manifest"  # the TFLite metadata entry that carries the manifest
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,27 @@ class Manifest:
 
     def write(self, path: Path) -> Path:
         return write_verified(Path(path), self.to_json().encode())
+
+    def embedded(self) -> bytes:
+        """The manifest as the model file carries it (TFLite metadata `EMBEDDED_NAME`): all of it
+        but the size and sha256, which describe the file that carries it."""
+        body = {"schema": SCHEMA, "version": VERSION, **asdict(self)}
+        del body["size_bytes"], body["sha256"]
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def check_embedded(self, embedded: bytes | None, source: str) -> None:
+        """Refuse a sidecar that disagrees with the manifest the model file carries."""
+        if embedded is None:
+            return  # a model converted before manifests were embedded, or by another tool
+        try:
+            carried = json.loads(embedded)
+        except ValueError:
+            raise ManifestError(f"{source} carries a manifest that is not JSON") from None
+        ours = json.loads(self.embedded())
+        differ = sorted(k for k in ours.keys() | carried.keys() if ours.get(k) != carried.get(k))
+        if differ:
+            raise ManifestError(f"{source} carries a manifest that differs from its sidecar in "
+                                f"{', '.join(differ)}: the sidecar was edited or belongs to another model")
 
     @property
     def tile_shape(self) -> tuple[int, int]:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from onboard.errors import ManifestError, ModelError
-from onboard.manifest import Manifest, Quantization, read_manifest, sidecar_path
+from onboard.manifest import EMBEDDED_NAME, Manifest, Quantization, read_manifest, sidecar_path
+from onboard.tflite_file import metadata
 
 
 # The interpreters this runtime can drive, in the order `auto` tries them. `tensorflow` (tf.lite)
@@ -131,6 +132,7 @@ def load_model(path: Path, threads: int = 1, batch: int = 1, interpreter: str = 
         raise ManifestError(
             f"manifest of {path} names {len(manifest.classes)} classes but the model outputs {manifest.output.shape[-1]}"
         )
+    manifest.check_embedded(metadata(content, EMBEDDED_NAME, f"model {path}"), f"model {path}")
     model = LoadedModel(path, manifest, interpreter, name, threads, 1, inputs[0]["index"], outputs[0]["index"])
     # A model converted with a fixed batch of 1 runs one tile per invoke.
     if inputs[0]["shape_signature"][0] == -1:

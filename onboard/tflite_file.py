@@ -103,3 +103,39 @@ def read_graph(content: bytes, source: str = "model") -> Graph:
         operators.append(Operator(name, tuple(tensor(i) for i in op.inputs if i >= 0),
                                   tuple(tensor(i) for i in op.outputs if i >= 0), stride))
     return Graph(tuple(operators), tuple(tensor(i) for i in sg.inputs), tuple(tensor(i) for i in sg.outputs))
+
+
+def metadata(content: bytes, name: str, source: str = "model") -> bytes | None:
+    """The metadata entry `name` of a TFLite model (a buffer the interpreter ignores), if any."""
+    schema, _ = _schema()
+    try:
+        model = schema.Model.GetRootAs(content, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() is not None and entry.Name().decode() == name:
+                buffer = model.Buffers(entry.Buffer())
+                return bytes(buffer.DataAsNumpy()) if buffer is not None and buffer.DataLength() else b""
+    except Exception as exc:  # the generated reader raises whatever a bad offset causes
+        raise ModelError(f"{source}: its metadata cannot be read: {exc}") from None
+    return None
+
+
+def with_metadata(content: bytes, name: str, data: bytes) -> bytes:
+    """`content` with the metadata entry `name` set to `data` (replacing one of that name)."""
+    import flatbuffers
+
+    schema, _ = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    entries = list(model.metadata or [])
+    entry = next((m for m in entries if (m.name.decode() if isinstance(m.name, bytes) else m.name) == name), None)
+    if entry is None:
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers)
+        model.buffers.append(schema.BufferT())
+        entries.append(entry)
+    model.buffers[entry.buffer].data = np.frombuffer(data, dtype=np.uint8)
+    model.metadata = entries
+    builder = flatbuffers.Builder(len(content) + len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -90,6 +90,24 @@ def test_manifest_quantization_mismatch(model_copy, tmp_path):
     assert_one_line_error(_run(model_copy, tmp_path=tmp_path), "input does not match its manifest", "quantization")
 
 
+def test_the_model_carries_its_manifest(model_copy):
+    from onboard.manifest import EMBEDDED_NAME, read_manifest
+    from onboard.tflite_file import metadata
+
+    carried = json.loads(metadata(model_copy.read_bytes(), EMBEDDED_NAME))
+    sidecar = json.loads(open(f"{model_copy}.json").read())
+    assert carried == {k: v for k, v in sidecar.items() if k not in ("size_bytes", "sha256")}
+    assert json.loads(read_manifest(f"{model_copy}.json").embedded()) == carried
+
+
+def test_a_sidecar_edited_against_the_model_it_describes(model_copy, tmp_path):
+    manifest = json.loads(open(f"{model_copy}.json").read())
+    manifest["bands"] = ["B01", "B03", "B04", "B08"]  # the checksum still matches: only the embedded copy knows
+    open(f"{model_copy}.json", "w").write(json.dumps(manifest))
+    assert_one_line_error(_run(model_copy, bands="B01,B03,B04,B08", tmp_path=tmp_path),
+                          "carries a manifest that differs from its sidecar in bands")
+
+
 def test_scene_lacking_a_band(model_copy, tmp_path):
     line = assert_one_line_error(_run(model_copy, bands="B02,B03,B04,B05", tmp_path=tmp_path), "lacks band(s) B08")
     assert "B02,B03,B04,B05" in line

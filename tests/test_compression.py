@@ -188,6 +188,7 @@ def test_preflight_command(ground_models, tmp_path):
     result = orbitlite("ground", "preflight", str(ground_models["tflite"]), "--out", str(tmp_path / "r.md"))
     assert result.returncode == 0, result.stderr
     assert "## Edge TPU" in result.stdout and "## XNNPACK sparse inference: not eligible" in result.stdout
+    assert "- manifest embedded as TFLite metadata: yes (p)" in result.stdout
     assert (tmp_path / "r.md").read_text() == result.stdout
     (tmp_path / "bad.tflite").write_bytes(b"garbage" * 10)
     assert_one_line_error(orbitlite("ground", "preflight", str(tmp_path / "bad.tflite")), "not a TFLite flatbuffer")
