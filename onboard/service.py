@@ -600,7 +600,12 @@ class Service:
         if budget is not None:
             self._scheduler.budget = budget
         if reload:
-            self._plan = self._build_plan()
+            try:
+                self._plan = self._build_plan()
+            except OrbitliteError as exc:  # switch_slot self-tested them: this is the storage failing
+                self._report(f"the switched models cannot be loaded ({exc}); the service keeps {self._plan.id}")
+                return
+            self._report(f"models switched: {self._plan.id}")
 
     def _serve_link(self) -> threading.Thread | None:
         link = self.config.link
@@ -634,6 +639,7 @@ class Service:
 
     def _poll(self, once: bool, summary: Summary) -> None:
         while not self._stopping.is_set():
+            self._between_scenes()
             queue = scan_spool(self.config.spool)
             self._emit("poll", spool_depth=len(queue))
             moved = 0

@@ -100,6 +100,7 @@ def test_ground_commands_the_payload_over_a_noisy_line(payload, tmp_path):
             out, err = service.communicate(timeout=60)
     assert service.returncode == 0, err
     assert "scene1.npy: 9 of 9 tiles classified" in out
+    assert "models switched: p" in out
     assert line.uplink.stats.corrupted + line.downlink.stats.corrupted > 0  # the noise was real
 
 
