@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
+from onboard.budget import Budget
 from onboard.product import NODATA
 from onboard.runner import run_scene
 from onboard.raster import open_raster
 from onboard.scene import parse_bands
+from onboard.screening import Screening
 from onboard.service import Service, load_config
 
 
@@ -21,8 +23,9 @@ def onboard() -> None:
 
 @onboard.command()
 @click.argument("scene", type=click.Path(path_type=Path))
-@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
-              help="The .tflite model; its manifest (MODEL.json) must lie beside it.")
+@click.option("--model", "model_paths", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="The .tflite model; its manifest (MODEL.json) must lie beside it. Repeat it for a ladder of "
+                   "twins, best first: a cheaper one takes over when a budget runs short.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Directory for the product (created if missing).")
 @click.option("--bands", help="Band names of a scene format that carries none, in file order, e.g. B02,B03,B04,B08.")
@@ -35,27 +38,63 @@ def onboard() -> None:
 @click.option("--accelerator", default="cpu", show_default=True, type=click.Choice(["cpu", "edgetpu"]),
               help="edgetpu runs the model through the Coral delegate (libedgetpu).")
 @click.option("--stride", type=click.IntRange(1), help="Pixels between tiles [default: the tile size]; smaller overlaps them.")
-def run(scene: Path, model_path: Path, out_dir: Path, bands: str | None, threads: int, batch: int,
-        interpreter: str, accelerator: str, stride: int | None) -> None:
+@click.option("--cascade", type=click.Path(path_type=Path),
+              help="A larger model that re-classifies the tiles the ladder is unsure of.")
+@click.option("--cascade-below", default=128, show_default=True, type=click.IntRange(0, 256),
+              help="Confidence (of 255) under which a tile goes to the cascade.")
+@click.option("--cpu-seconds", type=click.FloatRange(0, min_open=True), help="CPU-seconds the scene may spend.")
+@click.option("--deadline-seconds", type=click.FloatRange(0, min_open=True), help="Wall-clock seconds the scene may take.")
+@click.option("--screen/--no-screen", default=False, show_default=True,
+              help="Skip no-data and thick-cloud tiles (and tiles outside --roi) before any model runs.")
+@click.option("--nodata-value", default=0.0, show_default=True, type=float, help="With --screen: the no-data value.")
+@click.option("--max-cloud", default=0.6, show_default=True, type=click.FloatRange(0, 1),
+              help="With --screen: skip a tile with more cloudy pixels than this fraction.")
+@click.option("--roi", help="With --screen: the region of interest, row0,col0,row1,col1 in scene pixels.")
+def run(scene: Path, model_paths: tuple[Path, ...], out_dir: Path, bands: str | None, threads: int, batch: int,
+        interpreter: str, accelerator: str, stride: int | None, cascade: Path | None, cascade_below: int,
+        cpu_seconds: float | None, deadline_seconds: float | None, screen: bool, nodata_value: float,
+        max_cloud: float, roi: str | None) -> None:
     """Classify every tile of SCENE and write the product.
 
     SCENE is a GeoTIFF (multi-band, tiled or striped), a folder of one GeoTIFF per band (as
     Sentinel-2 granules and BigEarthNet patches; 20 m and 60 m bands are resampled to 10 m), or
     a (band, row, col) .npy array, of uint8, uint16 or float32. It is streamed a strip of tiles at
-    a time. Bands are matched to the model's by name; a scene lacking one is refused.
+    a time. Bands are matched to the model's by name; a scene lacking one is refused. Tiles a
+    budget or the screening leaves out are listed in the product with the reason.
 
     \b
     Example:
       orbitlite onboard run scene.npy --bands B02,B03,B04,B08 --model m.tflite --out products/
+      orbitlite onboard run scene.tif --model cnn-l.tflite --model cnn-s.tflite --cpu-seconds 30 --screen --out p/
     """
+    budget = None if cpu_seconds is None and deadline_seconds is None else \
+        Budget(cpu_seconds=cpu_seconds, deadline_seconds=deadline_seconds)
+    screening = Screening(nodata_value=nodata_value, max_cloud=max_cloud, roi=_roi(roi)) if screen else None
+    if roi and not screen:
+        raise click.UsageError("--roi takes effect with --screen")
     with open_raster(scene, parse_bands(bands)) as s:
-        product, path = run_scene(s, model_path, out_dir, threads=threads, batch=batch, interpreter=interpreter,
-                                  accelerator=accelerator, stride=stride)
+        product, path = run_scene(s, model_paths, out_dir, threads=threads, batch=batch, interpreter=interpreter,
+                                  accelerator=accelerator, stride=stride, cascade=cascade, cascade_below=cascade_below,
+                                  budget=budget, screening=screening)
     rt = product.runtime
     classified = int((product.class_map != NODATA).sum())
     click.echo(f"{s.id}: {classified} tiles in {rt['seconds']:.3f} s ({rt['tiles_per_s']} tiles/s, "
                f"{rt['interpreter']}, {threads} thread(s))")
+    if product.skipped:
+        click.echo("skipped: " + ", ".join(f"{x['tiles']} {x['reason']}" for x in product.skipped))
     click.echo(f"product: {path} ({path.stat().st_size} bytes)")
+
+
+def _roi(text: str | None) -> tuple[int, int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        r0, c0, r1, c1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter("give row0,col0,row1,col1 in scene pixels", param_hint="--roi") from None
+    if not (r0 < r1 and c0 < c1):
+        raise click.BadParameter("needs row0 < row1 and col0 < col1", param_hint="--roi")
+    return r0, c0, r1, c1
 
 
 @onboard.command()

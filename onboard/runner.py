@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from onboard.budget import Scheduler
+from onboard.budget import BOARDS, Budget, FixedPower, Scheduler
 from onboard.errors import ModelError, SceneError
 from onboard.files import ensure_writable_dir
 from onboard.model import LoadedModel, load_model
@@ -351,13 +351,23 @@ def _journal(store: "Store", scene_id: str, plan_id: str, results: _Results, sta
             store.commit_skipped(scene_id, plan_id, s, count, why)
 
 
-def run_scene(scene: StripSource, model_path: Path, out_dir: Path, *, threads: int = 1, batch: int = 256,
-              interpreter: str = "auto", accelerator: str = "cpu", stride: int | None = None,
-              clock: Clock = time.perf_counter) -> tuple[Product, Path]:
-    """Classify `scene` with the model at `model_path` and write the product into `out_dir`.
-    The output directory is checked before any work is done."""
+def run_scene(scene: StripSource, models: Path | Sequence[Path], out_dir: Path, *, threads: int = 1,
+              batch: int = 256, interpreter: str = "auto", accelerator: str = "cpu", stride: int | None = None,
+              cascade: Path | None = None, cascade_below: int = 128, budget: Budget | None = None,
+              screening: Screening | None = None, clock: Clock = time.perf_counter) -> tuple[Product, Path]:
+    """Classify `scene` and write the product into `out_dir` (checked before any work is done).
+    `models` is one model, or a ladder of twins, best first; `cascade` re-classifies the tiles they
+    are unsure of; `budget` bounds the CPU-seconds and wall time of the scene (on mains power: no
+    energy limit); `screening` skips no-data, cloudy and out-of-region tiles first."""
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir)
-    model = load_model(model_path, threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator)
-    product = classify_scene(scene, Plan([model], stride=(stride, stride) if stride else None), clock=clock)
+
+    def load(path: Path) -> LoadedModel:
+        return load_model(path, threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator)
+
+    ladder = [load(p) for p in ([models] if isinstance(models, (str, Path)) else models)]
+    scheduler = None if budget is None else Scheduler(budget, BOARDS["rpi-4"], clock, time.process_time, FixedPower())
+    plan = Plan(ladder, cascade=load(cascade) if cascade else None, cascade_below=cascade_below,
+                screening=screening, scheduler=scheduler, stride=(stride, stride) if stride else None, clock=clock)
+    product = classify_scene(scene, plan, clock=clock)
     return product, product.write(out_dir / product.file_name)

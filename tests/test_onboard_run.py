@@ -81,3 +81,28 @@ def test_an_interpreter_that_is_not_installed(ground_models):
 
     with pytest.raises(ModelError, match="tflite_runtime is not installed: pip install tflite-runtime"):
         load_model(ground_models["tflite"], interpreter="tflite_runtime")
+
+
+def test_run_under_a_budget_with_a_ladder_says_what_it_skipped(ground_models, spyndex_scene, tmp_path):
+    scene = tmp_path / "big.npy"
+    np.save(scene, np.tile(spyndex_scene, (1, 4, 4)))  # 1,444 tiles: more than 50 ms of work
+    model = ground_models["tflite"]
+    result = orbitlite("onboard", "run", str(scene), "--bands", SPYNDEX_BANDS, "--model", str(model), "--model",
+                       str(model), "--deadline-seconds", "0.05", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    (path,) = (tmp_path / "out").glob("*.msgpack")
+    product = read_product(path)
+    skipped = sum(s["tiles"] for s in product.skipped)
+    assert [s["reason"] for s in product.skipped] == ["deadline"] and 0 < skipped < 38 * 38
+    assert f"skipped: {skipped} deadline" in result.stdout
+    assert int((product.class_map != 255).sum()) == 38 * 38 - skipped
+
+
+def test_run_with_screening_skips_tiles_outside_the_region(ground_models, tmp_path):
+    args = ["onboard", "run", str(SPYNDEX_NPY), "--bands", SPYNDEX_BANDS, "--model", str(ground_models["tflite"]),
+            "--out", str(tmp_path)]
+    result = orbitlite(*args, "--screen", "--roi", "0,0,150,300")
+    assert result.returncode == 0, result.stderr
+    assert "skipped: 50 outside region of interest" in result.stdout
+    assert "--roi takes effect with --screen" in orbitlite(*args, "--roi", "0,0,150,300").stderr
+    assert "row0 < row1" in orbitlite(*args, "--screen", "--roi", "150,0,0,300").stderr
