@@ -138,22 +138,26 @@ class Scheduler:
         wall_now, cpu_now = self.wall(), self.cpu()
         self._mark = (wall_now, cpu_now)
         state = self.power.read()
-        limits: list[tuple[float, str]] = []
+        # (tiles it affords, why it stops, whether what is left is positive but the cost a guess)
+        limits: list[tuple[float, str, bool]] = []
         if not state.sunlit and not self.budget.run_in_eclipse:
-            limits.append((0, ECLIPSE))
+            limits.append((0, ECLIPSE, False))
         if self.budget.cpu_seconds is not None:
             left = self.budget.cpu_seconds - (cpu_now - self.cpu_start)
-            limits.append((left / self.cpu_per_tile.get(model, self.initial_seconds_per_tile), CPU))
+            limits.append((left / self.cpu_per_tile.get(model, self.initial_seconds_per_tile), CPU,
+                           left > 0 and model not in self.cpu_per_tile))
         if self.budget.deadline_seconds is not None:
             left = self.budget.deadline_seconds - (wall_now - self.wall_start)
-            limits.append((left / self.seconds_per_tile(model), DEADLINE))
+            limits.append((left / self.seconds_per_tile(model), DEADLINE, left > 0 and model not in self.per_tile))
         joules = self._joules_per_tile(state, model)
         if joules > 0:
             available = (state.state_of_charge - self.budget.reserve) * state.capacity_wh * 3600.0
-            limits.append((available / joules, RESERVE))
+            limits.append((available / joules, RESERVE, available > 0 and model not in self.per_tile))
         allowed, reason = tiles, None
-        for limit, why in limits:
-            n = max(0, math.floor(limit))
+        for limit, why, guessed in limits:
+            # a budget with something left buys at least one tile while the cost is only guessed: the
+            # pessimistic guess must not refuse a scene whose first tile would have told the real cost
+            n = max(1 if guessed else 0, math.floor(limit))
             if n < allowed:
                 allowed, reason = n, why
         return allowed, reason

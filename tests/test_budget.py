@@ -41,6 +41,17 @@ def test_cpu_budget_stops_at_its_edge():
     assert s.admit(10, "a cheaper twin") == (0, CPU), "no model runs on an exhausted budget"
 
 
+def test_a_budget_smaller_than_the_first_guess_still_measures_one_tile():
+    s, wall, cpu = _scheduler(Budget(cpu_seconds=0.005, reserve=0.0))  # the guess is 10 ms a tile
+    assert s.admit(50) == (1, CPU)
+    cpu.t = 0.001
+    s.spent(1)  # it costs 1 ms: 4 ms left buy 4 more
+    assert s.admit(50) == (4, CPU)
+    cpu.t = 0.005
+    s.spent(4)
+    assert s.admit(50) == (0, CPU)
+
+
 def test_deadline_uses_the_wall_clock_and_learns_the_cost():
     s, wall, cpu = _scheduler(Budget(deadline_seconds=2.0, reserve=0.0))
     wall.t = 1.0
