@@ -78,7 +78,8 @@ def run(scene: Path, model_paths: tuple[Path, ...], out_dir: Path, bands: str | 
                                   budget=budget, screening=screening)
     rt = product.runtime
     classified = int((product.class_map != NODATA).sum())
-    click.echo(f"{s.id}: {classified} tiles in {rt['seconds']:.3f} s ({rt['tiles_per_s']} tiles/s, "
+    rate = f"{classified / rt['seconds']:.1f}" if rt["seconds"] > 0 else "-"
+    click.echo(f"{s.id}: {classified} tiles in {rt['seconds']:.3f} s ({rate} tiles/s, "
                f"{rt['interpreter']}, {threads} thread(s))")
     if product.skipped:
         click.echo("skipped: " + ", ".join(f"{x['tiles']} {x['reason']}" for x in product.skipped))
