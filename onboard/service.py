@@ -672,6 +672,12 @@ class Service:
             return True
         grid = TileGrid.covering(scene.shape, self._tile_shape)
         total = len(grid)
+        if record is not None and record.model_id != self._plan.id:
+            # begun with other models (a slot switched since): their tiles cannot mix with these
+            dropped = self._store.restart_scene(scene.id)
+            self._report(f"{path.name}: begun with {record.model_id}; its {dropped} committed tiles are dropped "
+                         f"and it starts again with {self._plan.id}")
+            record = None
         conflict = self._journal_conflict(scene.id, record, total)
         if conflict:
             return self._fail(path, scene.id, conflict, waiting, summary)
@@ -723,9 +729,6 @@ class Service:
         """Why the journal cannot take this scene up again, if it cannot."""
         if record is None:
             return None
-        if record.model_id != self._plan.id:
-            return (f"scene {scene_id} is journaled in {self._store.path} for models {record.model_id}, not "
-                    f"{self._plan.id}: run it with those models, or rename the file to give it a new scene id")
         if record.n_tiles != total:
             return (f"scene {scene_id} is journaled with {record.n_tiles} tiles, not {total}: the file is not "
                     f"the one begun; rename it to give it a new scene id")

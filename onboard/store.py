@@ -238,6 +238,17 @@ class Store:
                                  f"resume it with the same tile grid or give the new run another scene id")
             return next_tile
 
+    def restart_scene(self, scene_id: str) -> int:
+        """Forget the committed tiles of an open scene, so that it begins again (with other
+        models, say); the count of tiles forgotten. A finished scene is not restarted."""
+        with self._transaction(write=True) as db:
+            row = db.execute("SELECT state, next_tile FROM scene WHERE scene_id = ?", (scene_id,)).fetchone()
+            if row is None or row[0] != SceneState.OPEN.value:
+                raise StoreError(f"scene {scene_id} is not in progress in {self.path}: nothing to restart")
+            db.execute("DELETE FROM tile_run WHERE scene_id = ?", (scene_id,))
+            db.execute("DELETE FROM scene WHERE scene_id = ?", (scene_id,))
+            return int(row[1])
+
     def commit_tiles(self, scene_id: str, model_id: str, start: int, classes: np.ndarray,
                      confidence: np.ndarray) -> int:
         """Commit the classes and confidences (uint8) of tiles start, start+1, ... atomically.

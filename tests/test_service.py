@@ -280,13 +280,12 @@ def test_a_refused_product_waits_in_the_spool_and_a_foreign_journal_fails(model,
     spool_scene(config.spool, "big.npy", variants(spyndex_scene, 1)[0], 5)
     spool_scene(config.spool, "theirs.npy", spyndex_scene, 6)
     with Store(config.store_path, config.store, clock=time.time) as store:
-        store.begin_scene("theirs", "another-model", 100, {})
+        store.begin_scene("theirs", "p", 64, {})  # the same model, another tile grid: another file
     with Service(config) as service:
         summary = service.run(once=True)
     assert summary.refused == ["big.npy"] and summary.failed == ["theirs.npy"]
     assert (config.spool / "big.npy").exists()
-    assert "journaled" in (config.spool / "failed/theirs.npy.reason").read_text()
-    assert "another-model" in (config.spool / "failed/theirs.npy.reason").read_text()
+    assert "journaled with 64 tiles, not 100" in (config.spool / "failed/theirs.npy.reason").read_text()
     refused = [x for x in telemetry(config.telemetry) if x["event"] == "refused"]
     assert len(refused) == 1 and "refused" in refused[0]["reason"] and refused[0]["store"]["products_refused"] == 1
 
@@ -296,6 +295,20 @@ def test_a_refused_product_waits_in_the_spool_and_a_foreign_journal_fails(model,
         assert service.run(once=True).done == ["big.npy"]
     product = stored_products(config.store_path)["big"]
     assert product.runtime["resumed_at"] == 100 and product.runtime["tiles"] == 0
+
+
+def test_a_scene_begun_with_other_models_starts_again_with_these(model, spyndex_scene, tmp_path):
+    config = load_config(write_config(tmp_path, model))
+    spool_scene(config.spool, "again.npy", spyndex_scene, 1)
+    with Store(config.store_path, config.store, clock=time.time) as store:
+        store.begin_scene("again", "the-old-slot", 100, {})
+        store.commit_tiles("again", "the-old-slot", 0, np.ones(30, np.uint8), np.full(30, 200, np.uint8))
+    lines = []
+    with Service(config, report=lines.append) as service:
+        assert service.run(once=True).done == ["again.npy"]
+    assert "again.npy: begun with the-old-slot; its 30 committed tiles are dropped and it starts again with p" in lines
+    product = stored_products(config.store_path)["again"]
+    assert product.model_id == "p" and product.runtime["resumed_at"] == 0 and product.runtime["tiles"] == 100
 
 
 # -- kills and stops -------------------------------------------------------------------------------

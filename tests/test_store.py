@@ -122,6 +122,19 @@ def test_begin_is_idempotent_and_binds_a_scene_to_its_model_and_grid(tmp_path):
         assert store.scene("S1").next_tile == 2 and store.scene("nope") is None
 
 
+def test_an_open_scene_restarts_from_nothing_and_a_finished_one_does_not(tmp_path):
+    with Store(tmp_path / "store.db", BIG, clock=Clock()) as store:
+        store.begin_scene("S1", "old", 10, {})
+        store.commit_tiles("S1", "old", 0, u8(1, 2, 3), u8(9, 9, 9))
+        assert store.restart_scene("S1") == 3
+        assert store.scene("S1") is None
+        assert store.begin_scene("S1", "new", 10, {}) == 0
+        finished(store, "S2", b"product")
+        with pytest.raises(StoreError) as exc:
+            store.restart_scene("S2")
+        one_line(exc, "S2", "not in progress")
+
+
 def test_finishing_stores_the_product_once(tmp_path):
     with Store(tmp_path / "store.db", BIG, clock=Clock()) as store:
         store.begin_scene("S1", "m", 2, {})
