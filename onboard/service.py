@@ -10,13 +10,14 @@ The spool, by convention:
 - scenes are taken oldest first (by modification time, then name); the file's stem is the scene id,
   which must be unique for the life of the store;
 - a scene whose product is stored moves to `done/`; a scene the runtime refuses (unreadable, a band
-  missing, NaNs, journaled for other models) moves to `failed/`, beside `NAME.npy.reason`, one line
-  saying why. A product the store's quota refuses leaves its scene in the spool: its tiles stay
-  journaled and finishing it is retried at the next poll.
+  missing, NaNs, journaled with another tile grid) moves to `failed/`, beside `NAME.npy.reason`,
+  one line saying why. A product the store's quota refuses leaves its scene in the spool: its tiles
+  stay journaled and finishing it is retried at the next poll.
 
 The store's journal makes any stop safe: a killed service resumes an interrupted scene from its
 last committed tile, and a scene whose product is stored is never run again (if it is found in
-the spool, it just moves to `done/`). SIGTERM or SIGINT stop it between two strips of tiles.
+the spool, it just moves to `done/`). A scene begun with other models (a model slot switched
+since) starts again with the current ones. SIGTERM or SIGINT stop it between two strips of tiles.
 
 With a `link` section it also answers commands on a serial port, in a thread of its own
 (onboard/endpoint.py); what they change (budgets, the model slot) takes effect between scenes.
