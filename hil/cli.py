@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -12,8 +13,9 @@ import click
 
 from onboard import transfer
 from onboard.bench import benchmark
-from onboard.files import write_verified
+from onboard.files import ensure_writable_dir, write_verified
 from onboard.link import Client, new_key, open_port, read_key
+from onboard.product import NODATA, product_file_name, read_product
 from onboard.transfer import DEFAULT_CHUNK, MAX_CHUNK, MIN_CHUNK
 
 
@@ -70,8 +72,17 @@ def link(ctx: click.Context, port: str, baud: int, key_file: Path, timeout: floa
       orbitlite hil link --port /dev/ttyUSB0 --key-file link.key status
       orbitlite hil link --port /dev/ttyUSB0 --key-file link.key upload scene.npy files/scene.npy
     """
-    key = read_key(key_file)
-    ctx.obj = Client(open_port(port, baud), key, timeout=timeout, retries=retries)
+    # opened when a command runs, not before: `link COMMAND --help` needs no port
+    ctx.obj = lambda: Client(open_port(port, baud), read_key(key_file), timeout=timeout, retries=retries)
+
+
+def _with_client(command):
+    """Hand the command the link's client, opened now."""
+    @click.pass_obj
+    @functools.wraps(command)
+    def run(open_client, *args, **kwargs):
+        return command(open_client(), *args, **kwargs)
+    return run
 
 
 def _show(result: object) -> None:
@@ -79,7 +90,7 @@ def _show(result: object) -> None:
 
 
 @link.command()
-@click.pass_obj
+@_with_client
 def ping(client: Client) -> None:
     """Round trip to the payload."""
     start = time.monotonic()
@@ -88,7 +99,7 @@ def ping(client: Client) -> None:
 
 
 @link.command()
-@click.pass_obj
+@_with_client
 def status(client: Client) -> None:
     """The payload's telemetry: scene in progress, spool, budgets, store, slot, link counters."""
     _show(client.call("status"))
@@ -99,7 +110,7 @@ def status(client: Client) -> None:
 @click.option("--deadline-seconds", type=float, help="Wall-clock seconds per scene (0 lifts the limit).")
 @click.option("--reserve", type=click.FloatRange(0, 1, max_open=True), help="Battery fraction never used.")
 @click.option("--run-in-eclipse/--no-run-in-eclipse", default=None)
-@click.pass_obj
+@_with_client
 def set_budgets(client: Client, cpu_seconds: float | None, deadline_seconds: float | None, reserve: float | None,
                 run_in_eclipse: bool | None) -> None:
     """Change the budgets from the payload's next scene on."""
@@ -113,7 +124,7 @@ def set_budgets(client: Client, cpu_seconds: float | None, deadline_seconds: flo
 
 @link.command("run-scene")
 @click.argument("path")
-@click.pass_obj
+@_with_client
 def run_scene(client: Client, path: str) -> None:
     """Queue an uploaded scene (PATH under the payload's files/) for the service."""
     result = client.call("run_scene", path=path)
@@ -122,7 +133,7 @@ def run_scene(client: Client, path: str) -> None:
 
 @link.command()
 @click.option("-n", default=20, show_default=True, type=click.IntRange(1))
-@click.pass_obj
+@_with_client
 def products(client: Client, n: int) -> None:
     """The payload's downlink queue, next first."""
     for p in client.call("products", n=n):
@@ -136,7 +147,7 @@ def products(client: Client, n: int) -> None:
 @click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
               help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
 @click.option("--ack", is_flag=True, help="For a product: acknowledge it once held, so it leaves the payload's store.")
-@click.pass_obj
+@_with_client
 def download(client: Client, source: str, dest: Path, chunk: int, ack: bool) -> None:
     """Fetch SOURCE (product/ID or file/PATH) into DEST, resuming an interrupted download of it."""
     _report(_transfer(lambda progress: transfer.download(client, source, dest, chunk, progress),
@@ -146,12 +157,41 @@ def download(client: Client, source: str, dest: Path, chunk: int, ack: bool) -> 
         click.echo(f"{source} acknowledged")
 
 
+@link.command("downlink")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Directory for the products.")
+@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
+              help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
+@click.option("--max", "most", type=click.IntRange(1), help="Stop after this many products.")
+@_with_client
+def downlink_queue(client: Client, out_dir: Path, chunk: int, most: int | None) -> None:
+    """Fetch the payload's queued products, next first, each verified and then acknowledged, so it
+    leaves the payload's store. Run it again after a broken link: it resumes where it stopped."""
+    ensure_writable_dir(out_dir)
+    fetched = 0
+    while most is None or fetched < most:
+        queue = client.call("products", n=1)
+        if not queue:
+            break
+        p = queue[0]
+        source, dest = f"product/{p['product_id']}", out_dir / product_file_name(p["scene_id"], p["model_id"])
+        t = _transfer(lambda progress: transfer.download(client, source, dest, chunk, progress), p["size"],
+                      f"{source} -> {dest.name}")
+        product = read_product(dest)  # a product that does not decode stays on board, unacknowledged
+        client.call("ack_product", id=p["product_id"])
+        fetched += 1
+        classified = int((product.class_map != NODATA).sum())
+        click.echo(f"{dest}: {product.scene_id} by {product.model_id}, {classified} tiles classified; "
+                   f"{t.size} bytes in {t.seconds:.1f} s; acknowledged")
+    click.echo(f"{fetched} product(s) fetched; {client.stats.retransmissions} retransmission(s)")
+
+
 @link.command()
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.argument("dest")
 @click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
               help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
-@click.pass_obj
+@_with_client
 def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
     """Send PATH to DEST under the payload's root (files/…, slots/a|b/…, or the spool), resuming
     an interrupted upload of the same file; it is installed only whole and verified."""
@@ -161,7 +201,7 @@ def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
 
 @link.command("switch-slot")
 @click.argument("slot", type=click.Choice(["a", "b"]))
-@click.pass_obj
+@_with_client
 def switch_slot(client: Client, slot: str) -> None:
     """Self-test the models in SLOT and, if they pass, make it the active slot."""
     result = client.call("switch_slot", slot=slot)

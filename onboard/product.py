@@ -44,7 +44,7 @@ class Product:
     def file_name(self) -> str:
         """What a product is stored under on board and on the ground: scene and model (a plan's
         `|` and `>` between its models become `+`)."""
-        return f"{self.scene_id}.{self.model_id.replace('|', '+').replace('>', '+')}.msgpack"
+        return product_file_name(self.scene_id, self.model_id)
 
     @property
     def histogram(self) -> list[int]:
@@ -95,6 +95,11 @@ def _decode_raster(d: dict[str, Any]) -> np.ndarray:
     if len(raw) != int(np.prod(shape)):
         raise ProductError(f"raster holds {len(raw)} bytes, its shape {shape} needs {int(np.prod(shape))}")
     return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+
+
+def product_file_name(scene_id: str, model_id: str) -> str:
+    """The file name of the product of `scene_id` by `model_id` (see Product.file_name)."""
+    return f"{scene_id}.{model_id.replace('|', '+').replace('>', '+')}.msgpack"
 
 
 def decode_product(data: bytes, source: str = "product") -> Product:

@@ -281,6 +281,9 @@ def download(client: Client, source: str, dest: Path, chunk: int = DEFAULT_CHUNK
     dest = Path(dest)
     start = time.monotonic()
     info = client.call("stat", source=source)
+    if dest.is_file() and dest.stat().st_size == int(info["size"]) and sha256_file(dest) == info["sha256"]:
+        progress(dest.stat().st_size)  # fetched before (its acknowledgement may be what was lost)
+        return Transfer(source, int(info["size"]), int(info["size"]), time.monotonic() - start)
     partial = PartialFile(dest.with_name(dest.name + ".part"), int(info["size"]), str(info["sha256"]), source)
     resumed_at = partial.verified
     progress(resumed_at)

@@ -511,6 +511,10 @@ def test_a_download_resumes_after_a_broken_link(files_rig, tmp_path):
     assert files.served - served_before == len(data) - t.resumed_at < len(data)
     assert dest.read_bytes() == data and not dest.with_name("p3.part").exists()
 
+    served_before = files.served  # fetched again (its acknowledgement was lost, say): nothing moves
+    assert transfer.download(client, "product/3", dest, chunk=2048).resumed_at == len(data)
+    assert files.served == served_before
+
 
 def test_an_upload_resumes_after_a_broken_link(files_rig, tmp_path):
     data = random.Random(9).randbytes(64 * 1024)

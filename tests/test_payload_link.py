@@ -74,6 +74,19 @@ def test_ground_commands_the_payload_over_a_noisy_line(payload, tmp_path):
             product = read_product(tmp_path / "p1.msgpack")
             assert product.scene_id == "scene1" and product.class_map.shape == (3, 3)
 
+            scene2 = tmp_path / "scene2.npy"  # a second scene, fetched with the whole queue
+            np.save(scene2, np.load(SPYNDEX_NPY)[:, 100:164, 100:164])
+            assert link("upload", str(scene2), "files/scene2.npy").returncode == 0
+            assert link("run-scene", "files/scene2.npy").returncode == 0
+            while "product/2 " not in link("products").stdout:
+                assert time.monotonic() < deadline, "no second product"
+                time.sleep(0.5)
+            fetched = link("downlink", "--out", str(tmp_path / "ground"))
+            assert fetched.returncode == 0, fetched.stderr
+            assert "1 product(s) fetched" in fetched.stdout and "scene2 by p, 4 tiles classified" in fetched.stdout
+            assert read_product(tmp_path / "ground/scene2.p.msgpack").class_map.shape == (2, 2)
+            assert "0 product(s) fetched" in link("downlink", "--out", str(tmp_path / "ground")).stdout
+
             budgets = link("set-budgets", "--cpu-seconds", "5", "--reserve", "0.3")
             assert budgets.returncode == 0 and json.loads(budgets.stdout)["cpu_seconds"] == 5.0
 
@@ -93,13 +106,13 @@ def test_ground_commands_the_payload_over_a_noisy_line(payload, tmp_path):
             assert status["active_slot"] == "b"
             assert status["budget"] == {"cpu_seconds": 5.0, "deadline_seconds": None, "reserve": 0.3,
                                         "run_in_eclipse": True}
-            assert status["store"]["products_acknowledged"] == 1 and status["store"]["queue_depth"] == 0
+            assert status["store"]["products_acknowledged"] == 2 and status["store"]["queue_depth"] == 0
             assert status["link"]["refused_unauthenticated"] >= 1
         finally:
             service.send_signal(signal.SIGTERM)
             out, err = service.communicate(timeout=60)
     assert service.returncode == 0, err
-    assert "scene1.npy: 9 of 9 tiles classified" in out
+    assert "scene1.npy: 9 of 9 tiles classified" in out and "scene2.npy: 4 of 4 tiles classified" in out
     assert "models switched: p" in out
     assert line.uplink.stats.corrupted + line.downlink.stats.corrupted > 0  # the noise was real
 
