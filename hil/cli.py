@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from onboard import transfer
+from onboard import bundle, transfer
 from onboard.bench import benchmark
 from onboard.files import ensure_writable_dir, write_verified
 from onboard.link import Client, new_key, open_port, read_key
@@ -73,7 +74,11 @@ def link(ctx: click.Context, port: str, baud: int, key_file: Path, timeout: floa
       orbitlite hil link --port /dev/ttyUSB0 --key-file link.key upload scene.npy files/scene.npy
     """
     # opened when a command runs, not before: `link COMMAND --help` needs no port
-    ctx.obj = lambda: Client(open_port(port, baud), read_key(key_file), timeout=timeout, retries=retries)
+    def open_client() -> Client:
+        key = read_key(key_file)  # the cheap check first
+        return Client(open_port(port, baud), key, timeout=timeout, retries=retries)
+
+    ctx.obj = open_client
 
 
 def _with_client(command):
@@ -197,6 +202,31 @@ def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
     an interrupted upload of the same file; it is installed only whole and verified."""
     _report(_transfer(lambda progress: transfer.upload(client, path, dest, chunk, progress),
                       path.stat().st_size, f"{path} -> {dest}"), client)
+
+
+@link.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--slot", type=click.Choice(["a", "b"]), help="The slot to deploy into [default: the inactive one].")
+@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
+              help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
+@_with_client
+def deploy(client: Client, models: tuple[Path, ...], slot: str | None, chunk: int) -> None:
+    """Ship MODELS (each with its manifest) as a bundle into a model slot, then switch to it: the
+    payload checks the files against the bundle's hashes and self-tests the models first, and
+    keeps the active slot if anything fails. Uploads resume after a broken link."""
+    files, manifest = bundle.build(list(models))
+    active = client.call("status")["active_slot"]
+    target = slot or ("b" if active == "a" else "a")
+    if target == active:
+        raise click.UsageError(f"slot {target} is active: deploy into the other one, then switch")
+    with tempfile.TemporaryDirectory() as scratch:
+        listed = Path(scratch) / bundle.MANIFEST_NAME
+        write_verified(listed, manifest)
+        for f in [*files, listed]:  # the bundle manifest last: a slot is only whole once it is there
+            _report(_transfer(lambda progress: transfer.upload(client, f, f"slots/{target}/{f.name}", chunk, progress),
+                              f.stat().st_size, f"{f.name} -> slots/{target}/"), client)
+    result = client.call("switch_slot", slot=target)
+    click.echo(f"slot {result['active_slot']} active: {', '.join(result['models'])}")
 
 
 @link.command("switch-slot")

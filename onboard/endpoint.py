@@ -9,8 +9,9 @@
   takes it up in turn; returns its place in the queue;
 - `products {n}` -> the next products of the downlink queue; `ack_product {id}` -> the ground holds
   it: it leaves the store;
-- `switch_slot {slot}` -> self-tests the models of slot `a` or `b` and, only if they pass, makes it
-  the active slot; the service loads them before its next scene;
+- `switch_slot {slot}` -> checks slot `a` or `b` against its bundle manifest (onboard/bundle.py),
+  self-tests the service's models in it and, only if all pass, makes it the active slot; the
+  service loads them at its next poll;
 - `stat`, `read`, `put_begin`, `put_chunk`, `put_end` -> file transfer (onboard/transfer.py).
 
 Model slots: `slots/a/` and `slots/b/` under the payload's root, and `slots/active`, a symbolic
@@ -29,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from onboard.budget import Budget, BudgetError
+from onboard import bundle
+from onboard.budget import BudgetError
 from onboard.errors import OrbitliteError
 from onboard.link import Endpoint, Handler
 from onboard.model import load_model
@@ -149,6 +151,7 @@ class PayloadCommands:
         models = self.service.slot_models(self.slots / ACTIVE, self.slots / slot)
         if not models:
             raise SlotError(f"switch_slot: the service's models are not named through {self.slots / ACTIVE}")
+        bundle.verify(self.slots / slot)
         missing = [str(p.relative_to(self.root)) for p in models if not p.is_file()]
         if missing:
             raise SlotError(f"switch_slot: slot {slot} lacks {', '.join(missing)}")

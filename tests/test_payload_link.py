@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from onboard import bundle
 from onboard.product import read_product
 from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, assert_one_line_error, orbitlite
 from tests.linesim import Faults, LineSim
@@ -25,15 +26,17 @@ def payload(tmp_path, ground_models):
     """A payload root: the model in slots a and b, slots/active -> a, a spool, a key and a serve config."""
     root = tmp_path / "payload"
     model = ground_models["tflite"]
+    files, listed = bundle.build([model])
     for slot in "ab":
         (root / "slots" / slot).mkdir(parents=True)
-        for f in (model, Path(f"{model}.json")):
+        for f in files:
             shutil.copy(f, root / "slots" / slot / f.name)
+        (root / "slots" / slot / bundle.MANIFEST_NAME).write_bytes(listed)
     os.symlink("a", root / "slots" / "active")
     (root / "spool").mkdir()
     key = tmp_path / "link.key"
     assert orbitlite("hil", "keygen", "--out", str(key)).returncode == 0
-    return {"root": root, "key": key, "model": model.name}
+    return {"root": root, "key": key, "model": model.name, "source_model": model}
 
 
 def _serve(payload, port: str) -> subprocess.Popen:
@@ -95,15 +98,18 @@ def test_ground_commands_the_payload_over_a_noisy_line(payload, tmp_path):
             assert os.readlink(payload["root"] / "slots/active") == "b"
             (payload["root"] / "slots/a" / payload["model"]).write_bytes(b"not a model")
             refused = link("switch-slot", "a")
-            assert_one_line_error(refused, "switch_slot: refused (failed)")
+            assert_one_line_error(refused, "switch_slot: refused (failed)", "is not the file its bundle lists")
             assert os.readlink(payload["root"] / "slots/active") == "b"
+            deployed = link("deploy", str(payload["source_model"]))  # into the inactive slot, a: mended
+            assert deployed.returncode == 0 and "slot a active: p" in deployed.stdout, deployed.stderr
+            assert os.readlink(payload["root"] / "slots/active") == "a"
 
             wrong = tmp_path / "wrong.key"
             wrong.write_text("00" * 32)
             assert_one_line_error(link("ping", key=wrong), "refused (unauthenticated)")
 
             status = json.loads(link("status").stdout)
-            assert status["active_slot"] == "b"
+            assert status["active_slot"] == "a"
             assert status["budget"] == {"cpu_seconds": 5.0, "deadline_seconds": None, "reserve": 0.3,
                                         "run_in_eclipse": True}
             assert status["store"]["products_acknowledged"] == 2 and status["store"]["queue_depth"] == 0

@@ -1,0 +1,52 @@
+"""Contract 4: a bundle's manifest of hashes, built on the ground and checked in the payload's slot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from onboard import bundle
+from onboard.bundle import BundleError
+
+
+@pytest.fixture
+def slot(ground_models, tmp_path):
+    """A slot holding the converted model, its manifest and their bundle manifest."""
+    files, listed = bundle.build([ground_models["tflite"]])
+    slot = tmp_path / "slots" / "b"
+    slot.mkdir(parents=True)
+    for f in files:
+        shutil.copy(f, slot / f.name)
+    (slot / bundle.MANIFEST_NAME).write_bytes(listed)
+    return slot
+
+
+def test_a_bundle_lists_each_model_with_its_manifest(slot, ground_models):
+    listed = bundle.verify(slot)
+    assert sorted(f.name for f in listed) == ["p.tflite", "p.tflite.json"]
+    body = json.loads((slot / bundle.MANIFEST_NAME).read_text())
+    assert body["schema"] == "orbitlite/bundle" and body["version"] == 1
+    assert body["files"]["p.tflite"]["size"] == ground_models["tflite"].stat().st_size
+
+
+def test_a_slot_that_is_not_its_bundle_is_refused(slot):
+    (slot / "p.tflite.json").write_text((slot / "p.tflite.json").read_text().replace('"p"', '"q"', 1))
+    with pytest.raises(BundleError, match="p.tflite.json is not the file its bundle lists"):
+        bundle.verify(slot)
+    (slot / "p.tflite.json").unlink()
+    with pytest.raises(BundleError, match="lacks p.tflite.json"):
+        bundle.verify(slot)
+    (slot / bundle.MANIFEST_NAME).unlink()
+    with pytest.raises(BundleError, match="holds no bundle.json"):
+        bundle.verify(slot)
+
+
+def test_a_model_that_is_not_its_manifest_is_not_bundled(ground_models, tmp_path):
+    model = tmp_path / "p.tflite"
+    shutil.copy(ground_models["tflite"], model)
+    shutil.copy(f"{ground_models['tflite']}.json", f"{model}.json")
+    model.write_bytes(model.read_bytes()[:-10])
+    with pytest.raises(BundleError, match="does not match its manifest"):
+        bundle.build([model])
