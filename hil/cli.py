@@ -90,6 +90,11 @@ def _with_client(command):
     return run
 
 
+_chunk_option = click.option(
+    "--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
+    help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
+
+
 def _show(result: object) -> None:
     click.echo(json.dumps(result, indent=2, default=lambda b: b.hex() if isinstance(b, bytes) else str(b)))
 
@@ -149,8 +154,7 @@ def products(client: Client, n: int) -> None:
 @link.command()
 @click.argument("source")
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
-              help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
+@_chunk_option
 @click.option("--ack", is_flag=True, help="For a product: acknowledge it once held, so it leaves the payload's store.")
 @_with_client
 def download(client: Client, source: str, dest: Path, chunk: int, ack: bool) -> None:
@@ -165,8 +169,7 @@ def download(client: Client, source: str, dest: Path, chunk: int, ack: bool) -> 
 @link.command("downlink")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Directory for the products.")
-@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
-              help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
+@_chunk_option
 @click.option("--max", "most", type=click.IntRange(1), help="Stop after this many products.")
 @_with_client
 def downlink_queue(client: Client, out_dir: Path, chunk: int, most: int | None) -> None:
@@ -194,8 +197,7 @@ def downlink_queue(client: Client, out_dir: Path, chunk: int, most: int | None) 
 @link.command()
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.argument("dest")
-@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
-              help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
+@_chunk_option
 @_with_client
 def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
     """Send PATH to DEST under the payload's root (files/…, slots/a|b/…, or the spool), resuming
@@ -207,8 +209,7 @@ def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
 @link.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--slot", type=click.Choice(["a", "b"]), help="The slot to deploy into [default: the inactive one].")
-@click.option("--chunk", default=DEFAULT_CHUNK, show_default=True, type=click.IntRange(MIN_CHUNK, MAX_CHUNK),
-              help="The largest chunk in bytes; it halves on a noisy line and grows back on a clean one.")
+@_chunk_option
 @_with_client
 def deploy(client: Client, models: tuple[Path, ...], slot: str | None, chunk: int) -> None:
     """Ship MODELS (each with its manifest) as a bundle into a model slot, then switch to it: the
