@@ -71,11 +71,13 @@ class PartialFile:
         if offset + len(data) > self.size:
             raise TransferError(f"{self.origin}: a chunk past the announced size of {self.size} bytes")
         try:
-            fd = os.open(self.part, os.O_WRONLY)
+            fd = os.open(self.part, os.O_RDWR)
             try:
                 if os.pwrite(fd, data, offset) != len(data):
                     raise OSError(28, "short write")
                 os.fsync(fd)
+                if os.pread(fd, len(data), offset) != data:
+                    raise TransferError(f"{self.part} does not read back as written: the storage is failing")
             finally:
                 os.close(fd)
         except OSError as exc:
