@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -614,3 +615,35 @@ def test_a_partial_file_drops_an_unjournaled_tail_and_a_stranger(tmp_path):
         fresh.install(tmp_path / "y")
     assert not (tmp_path / "y").exists()
 
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 96 kB filesystem (tmpfs; the tests run as root, as CI does) for the payload's root."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_an_upload_onto_a_full_disk_fails_in_one_line_and_resumes_once_there_is_room(rig, small_disk, tmp_path):
+    service = FileService(small_disk / "root", ("spool",), {}.__getitem__)
+    line, payload = rig(service.handlers())
+    filler = small_disk / "filler"
+    filler.write_bytes(bytes(40 * 1024))  # leaves about 56 kB: less than the upload needs
+    data = random.Random(9).randbytes(64 * 1024)
+    (tmp_path / "scene.npy").write_bytes(data)
+    client = Client(line.open_ground(), KEY, timeout=0.2, retries=3, run_timeout=2.0)
+    with pytest.raises(CommandRefused) as exc:  # the payload refuses the chunk it cannot keep, saying why
+        transfer.upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=4096)
+    message = str(exc.value)
+    assert "\n" not in message and "No space left on device" in message, message
+    assert not (small_disk / "root/spool/scene.npy").exists()  # nothing half-written installed
+
+    filler.unlink()  # room again: the upload takes up where the disk ran out
+    t = transfer.upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=4096)
+    assert 0 < t.resumed_at < len(data)
+    assert (small_disk / "root/spool/scene.npy").read_bytes() == data
