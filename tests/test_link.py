@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import random
+import resource
+import signal
 import subprocess
 import threading
 import time
@@ -617,33 +619,62 @@ def test_a_partial_file_drops_an_unjournaled_tail_and_a_stranger(tmp_path):
 
 
 
+class SmallDisk:
+    """A payload root that runs out of room about 56 kB into a write, enforced by the kernel: a real
+    96 kB tmpfs with 40 kB taken by `fill()` (the tests run as root, as CI does), or, where mounting
+    is not allowed, a 56 kB cap on the size of any file this process writes (RLIMIT_FSIZE)."""
+
+    def __init__(self, mount: Path) -> None:
+        self.root = mount / "root"
+        self.mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)],
+                                      capture_output=True).returncode == 0
+        self._mount, self._limit, self._sigxfsz = mount, resource.getrlimit(resource.RLIMIT_FSIZE), None
+
+    def fill(self) -> None:
+        if self.mounted:
+            (self._mount / "filler").write_bytes(bytes(40 * 1024))
+            return
+        self._sigxfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the cap: EFBIG, not a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (56 * 1024, self._limit[1]))
+
+    def make_room(self) -> None:
+        if self.mounted:
+            (self._mount / "filler").unlink()
+        else:
+            resource.setrlimit(resource.RLIMIT_FSIZE, self._limit)
+
+    def close(self) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, self._limit)
+        if self._sigxfsz is not None:
+            signal.signal(signal.SIGXFSZ, self._sigxfsz)
+        if self.mounted:
+            subprocess.run(["umount", str(self._mount)], check=True)
+
+
 @pytest.fixture
 def small_disk(tmp_path):
-    """A real 96 kB filesystem (tmpfs; the tests run as root, as CI does) for the payload's root."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], check=True)
+    (tmp_path / "disk").mkdir()
+    disk = SmallDisk(tmp_path / "disk")
     try:
-        yield mount
+        yield disk
     finally:
-        subprocess.run(["umount", str(mount)], check=True)
+        disk.close()
 
 
 def test_an_upload_onto_a_full_disk_fails_in_one_line_and_resumes_once_there_is_room(rig, small_disk, tmp_path):
-    service = FileService(small_disk / "root", ("spool",), {}.__getitem__)
+    service = FileService(small_disk.root, ("spool",), {}.__getitem__)
     line, payload = rig(service.handlers())
-    filler = small_disk / "filler"
-    filler.write_bytes(bytes(40 * 1024))  # leaves about 56 kB: less than the upload needs
     data = random.Random(9).randbytes(64 * 1024)
     (tmp_path / "scene.npy").write_bytes(data)
     client = Client(line.open_ground(), KEY, timeout=0.2, retries=3, run_timeout=2.0)
+    small_disk.fill()
     with pytest.raises(CommandRefused) as exc:  # the payload refuses the chunk it cannot keep, saying why
         transfer.upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=4096)
     message = str(exc.value)
-    assert "\n" not in message and "No space left on device" in message, message
-    assert not (small_disk / "root/spool/scene.npy").exists()  # nothing half-written installed
+    assert "\n" not in message and ("No space left on device" in message or "File too large" in message), message
+    assert not (small_disk.root / "spool/scene.npy").exists()  # nothing half-written installed
 
-    filler.unlink()  # room again: the upload takes up where the disk ran out
+    small_disk.make_room()  # the upload takes up where the disk ran out
     t = transfer.upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=4096)
     assert 0 < t.resumed_at < len(data)
-    assert (small_disk / "root/spool/scene.npy").read_bytes() == data
+    assert (small_disk.root / "spool/scene.npy").read_bytes() == data
