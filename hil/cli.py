@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -160,7 +161,7 @@ def products(client: Client, n: int) -> None:
 def download(client: Client, source: str, dest: Path, chunk: int, ack: bool) -> None:
     """Fetch SOURCE (product/ID or file/PATH) into DEST, resuming an interrupted download of it."""
     _report(_transfer(lambda progress: transfer.download(client, source, dest, chunk, progress),
-                      client.call("stat", source=source)["size"], f"{source} -> {dest}"), client)
+                      f"{source} -> {dest}"), client)
     if ack and source.startswith("product/"):
         client.call("ack_product", id=int(source.split("/", 1)[1]))
         click.echo(f"{source} acknowledged")
@@ -183,7 +184,7 @@ def downlink_queue(client: Client, out_dir: Path, chunk: int, most: int | None) 
             break
         p = queue[0]
         source, dest = f"product/{p['product_id']}", out_dir / product_file_name(p["scene_id"], p["model_id"])
-        t = _transfer(lambda progress: transfer.download(client, source, dest, chunk, progress), p["size"],
+        t = _transfer(lambda progress: transfer.download(client, source, dest, chunk, progress),
                       f"{source} -> {dest.name}")
         product = read_product(dest)  # a product that does not decode stays on board, unacknowledged
         client.call("ack_product", id=p["product_id"])
@@ -203,7 +204,7 @@ def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
     """Send PATH to DEST under the payload's root (files/…, slots/a|b/…, or the spool), resuming
     an interrupted upload of the same file; it is installed only whole and verified."""
     _report(_transfer(lambda progress: transfer.upload(client, path, dest, chunk, progress),
-                      path.stat().st_size, f"{path} -> {dest}"), client)
+                      f"{path} -> {dest}"), client)
 
 
 @link.command()
@@ -225,7 +226,7 @@ def deploy(client: Client, models: tuple[Path, ...], slot: str | None, chunk: in
         write_verified(listed, manifest)
         for f in [*files, listed]:  # the bundle manifest last: a slot is only whole once it is there
             _report(_transfer(lambda progress: transfer.upload(client, f, f"slots/{target}/{f.name}", chunk, progress),
-                              f.stat().st_size, f"{f.name} -> slots/{target}/"), client)
+                              f"{f.name} -> slots/{target}/"), client)
     result = client.call("switch_slot", slot=target)
     click.echo(f"slot {result['active_slot']} active: {', '.join(result['models'])}")
 
@@ -239,9 +240,18 @@ def switch_slot(client: Client, slot: str) -> None:
     click.echo(f"slot {result['active_slot']} active: {', '.join(result['models'])}")
 
 
-def _transfer(run, size: int, label: str) -> transfer.Transfer:
-    with click.progressbar(length=size, label=label, show_pos=True, file=sys.stderr) as bar:
-        return run(bar.update)
+def _transfer(run, label: str) -> transfer.Transfer:
+    """Run a transfer under a progress bar, made once the transfer knows the file's size."""
+    with contextlib.ExitStack() as stack:
+        bars: list = []
+
+        def progress(moved: int, size: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(click.progressbar(length=size, label=label, show_pos=True,
+                                                                  file=sys.stderr)))
+            bars[0].update(moved)
+
+        return run(progress)
 
 
 def _report(t: transfer.Transfer, client: Client) -> None:

@@ -38,18 +38,20 @@ class BundleFile:
 def build(models: list[Path]) -> tuple[list[Path], bytes]:
     """The files to ship for `models` (each with its manifest, which must match it) and the
     bundle manifest naming them."""
-    files: list[Path] = []
-    for model in models:
+    digests: dict[Path, str] = {}
+    for model in map(Path, models):
         manifest = read_manifest(sidecar_path(model))
-        if sha256_file(model) != manifest.sha256:
+        digests[model] = sha256_file(model)
+        if digests[model] != manifest.sha256:
             raise BundleError(f"{model} does not match its manifest's sha256: it is not the model the manifest "
                               f"describes")
-        files += [Path(model), sidecar_path(model)]
+        digests[sidecar_path(model)] = sha256_file(sidecar_path(model))
+    files = list(digests)
     names = [f.name for f in files]
     if len(set(names)) != len(names):
         raise BundleError(f"two files of the bundle share a name: {', '.join(sorted(names))}")
     body = {"schema": SCHEMA, "version": VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "files": {f.name: {"size": f.stat().st_size, "sha256": sha256_file(f)} for f in files}}
+            "files": {f.name: {"size": f.stat().st_size, "sha256": digests[f]} for f in files}}
     return files, (json.dumps(body, indent=2) + "\n").encode()
 
 

@@ -26,13 +26,14 @@ import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from onboard import bundle
 from onboard.budget import BudgetError
 from onboard.errors import OrbitliteError
+from onboard.files import fsync_dir
 from onboard.link import Endpoint, Handler
 from onboard.model import load_model
 from onboard.transfer import FileService
@@ -63,11 +64,7 @@ def switch_active(slots: Path, slot: str) -> None:
     tmp.unlink(missing_ok=True)
     os.symlink(slot, tmp)
     os.replace(tmp, slots / ACTIVE)
-    fd = os.open(slots, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(slots)
 
 
 def self_test(model_paths: list[Path], threads: int = 1) -> list[str]:
@@ -89,11 +86,11 @@ def self_test(model_paths: list[Path], threads: int = 1) -> list[str]:
 class PayloadCommands:
     """The handlers of the link endpoint, over the running service."""
 
-    def __init__(self, service: "Service", root: Path, endpoint: Callable[[], Endpoint | None]) -> None:
+    def __init__(self, service: "Service", root: Path) -> None:
         self.service = service
         self.root = Path(root)
         self.slots = self.root / "slots"
-        self._endpoint = endpoint
+        self.endpoint: Endpoint | None = None  # the endpoint answering with these, for its counters
         self._started = time.monotonic()
         spool = service.config.spool.resolve()
         areas = [FILES, *(f"slots/{s}" for s in SLOTS)]
@@ -112,10 +109,9 @@ class PayloadCommands:
         return {"time": self.service.clock(), "uptime_s": round(time.monotonic() - self._started, 3)}
 
     def status(self, args: dict[str, Any]) -> dict[str, Any]:
-        endpoint = self._endpoint()
         disk = shutil.disk_usage(self.root)
         return {**self.service.status(), "active_slot": active_slot(self.slots),
-                "link": endpoint.telemetry() if endpoint else None,
+                "link": self.endpoint.telemetry() if self.endpoint else None,
                 "disk_free_bytes": disk.free}
 
     def set_budgets(self, args: dict[str, Any]) -> dict[str, Any]:

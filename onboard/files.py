@@ -46,11 +46,7 @@ def write_verified(path: Path, data: bytes) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(path.parent)
         if hashlib.sha256(path.read_bytes()).digest() != digest:
             raise OutputError(f"{path} does not read back as written: the storage is failing")
     except OSError as exc:
@@ -59,6 +55,15 @@ def write_verified(path: Path, data: bytes) -> Path:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory `path` (a rename into it, say) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path: Path) -> str:

@@ -60,6 +60,8 @@ class Port(Protocol):
 
     def write(self, data: bytes) -> int | None: ...
 
+    def close(self) -> None: ...
+
     def read(self, size: int = 1) -> bytes: ...
 
     @property
@@ -191,6 +193,20 @@ class Endpoint:
     @property
     def frame_stats(self):
         return self._channel.decoder.stats
+
+    def close_port(self) -> None:
+        """Let go of a port that failed, before another is opened: left to the garbage collector,
+        it would close its descriptor later, when the new port may have been given that number."""
+        try:
+            self._channel.port.close()
+        except (OSError, TypeError):  # its device is gone; pyserial may trip over the dead descriptor
+            pass
+
+    def use_port(self, port: Port) -> None:
+        """Go on on another port (the same one, opened again), keeping every count."""
+        stats = self.frame_stats
+        self._channel = _Channel(port)
+        self._channel.decoder.stats = stats
 
     def telemetry(self) -> dict[str, int]:
         return {**asdict(self.counters), **asdict(self.frame_stats)}

@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence, TextIO
 import numpy as np
 
 from onboard.budget import BOARDS, BoardProfile, Budget, BudgetError, FixedPower, PowerSource, Scheduler
-from onboard.link import Endpoint, open_port, read_key
+from onboard.link import Endpoint, LinkError, open_port, read_key
 from onboard.errors import OrbitliteError, OutputError, QuotaError, StoreError
 from onboard.files import ensure_writable_dir, write_verified
 from onboard.model import LoadedModel, load_model
@@ -614,14 +614,29 @@ class Service:
             return None
         from onboard.endpoint import PayloadCommands
 
-        port = open_port(link.port, link.baud)
-        endpoint: list[Endpoint] = []
-        commands = PayloadCommands(self, link.root, lambda: endpoint[0] if endpoint else None)
-        endpoint.append(Endpoint(port, link.key, link.state, commands.handlers()))
-        thread = threading.Thread(target=endpoint[0].serve, args=(self._stopping,), name="link", daemon=True)
+        commands = PayloadCommands(self, link.root)
+        commands.endpoint = Endpoint(open_port(link.port, link.baud), link.key, link.state, commands.handlers())
+        thread = threading.Thread(target=self._answer, args=(commands.endpoint, link), name="link", daemon=True)
         thread.start()
         self._report(f"link: answering commands on {link.port} at {link.baud} baud")
         return thread
+
+    def _answer(self, endpoint: Endpoint, link: LinkConfig) -> None:
+        """Serve the link until stop(); a port that fails (a cable pulled, a USB adapter gone) is
+        reported in one line and opened again every poll, keeping the link's counters."""
+        while not self._stopping.is_set():
+            try:
+                endpoint.serve(self._stopping)
+            except OSError as exc:  # pyserial's SerialException is one
+                self._report(f"link: {link.port} failed ({exc}); opening it again in {self.config.poll_seconds:g} s")
+                endpoint.close_port()
+                while not self._stopping.is_set():
+                    self._sleep(self.config.poll_seconds)
+                    try:
+                        endpoint.use_port(open_port(link.port, link.baud))
+                        break
+                    except LinkError:
+                        continue
 
     def run(self, once: bool = False) -> Summary:
         """Process the spool: with `once`, the scenes found there now, and return; else poll every

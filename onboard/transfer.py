@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from onboard._native import crc32c
 from onboard.errors import OrbitliteError
-from onboard.files import sha256_file, write_verified
+from onboard.files import fsync_dir, sha256_file, write_verified
 from onboard.link import Client, Handler, LinkError
 
 MAX_CHUNK = 32768
@@ -104,11 +104,7 @@ class PartialFile:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.part, dest)
-            fd = os.open(dest.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(dest.parent)
         except OSError as exc:
             raise TransferError(f"cannot install {dest}: {exc.strerror}") from None
         self.journal.unlink(missing_ok=True)
@@ -237,7 +233,7 @@ class Transfer:
         return (self.size - self.resumed_at) / self.seconds if self.seconds > 0 else float("inf")
 
 
-Progress = Callable[[int], None]  # told the bytes moved by each chunk
+Progress = Callable[[int, int], None]  # told the bytes moved by each step, and the file's size
 
 
 class ChunkSize:
@@ -278,17 +274,18 @@ class ChunkSize:
 
 
 def download(client: Client, source: str, dest: Path, chunk: int = DEFAULT_CHUNK,
-             progress: Progress = lambda n: None) -> Transfer:
+             progress: Progress = lambda moved, size: None) -> Transfer:
     """Fetch `source` from the payload into `dest`, resuming a broken earlier download of it."""
     dest = Path(dest)
     start = time.monotonic()
     info = client.call("stat", source=source)
-    if dest.is_file() and dest.stat().st_size == int(info["size"]) and sha256_file(dest) == info["sha256"]:
-        progress(dest.stat().st_size)  # fetched before (its acknowledgement may be what was lost)
-        return Transfer(source, int(info["size"]), int(info["size"]), time.monotonic() - start)
-    partial = PartialFile(dest.with_name(dest.name + ".part"), int(info["size"]), str(info["sha256"]), source)
+    size, sha = int(info["size"]), str(info["sha256"])
+    if dest.is_file() and dest.stat().st_size == size and sha256_file(dest) == sha:
+        progress(size, size)  # fetched before (its acknowledgement may be what was lost)
+        return Transfer(source, size, size, time.monotonic() - start)
+    partial = PartialFile(dest.with_name(dest.name + ".part"), size, sha, source)
     resumed_at = partial.verified
-    progress(resumed_at)
+    progress(resumed_at, size)
     chunk_size = ChunkSize(client, chunk)
     while not partial.complete:
         got = chunk_size.call(partial.size - partial.verified, lambda length, retries: client.call(
@@ -297,13 +294,13 @@ def download(client: Client, source: str, dest: Path, chunk: int = DEFAULT_CHUNK
         if not data:
             raise TransferError(f"{source}: it shrank on the payload during the transfer; start again")
         partial.write(partial.verified, data)
-        progress(len(data))
+        progress(len(data), size)
     partial.install(dest)
     return Transfer(source, partial.size, resumed_at, time.monotonic() - start)
 
 
 def upload(client: Client, path: Path, dest: str, chunk: int = DEFAULT_CHUNK,
-           progress: Progress = lambda n: None) -> Transfer:
+           progress: Progress = lambda moved, size: None) -> Transfer:
     """Send the local file `path` to `dest` under the payload's root, resuming a broken earlier upload."""
     path = Path(path)
     start = time.monotonic()
@@ -312,7 +309,7 @@ def upload(client: Client, path: Path, dest: str, chunk: int = DEFAULT_CHUNK,
     except OSError as exc:
         raise TransferError(f"cannot read {path}: {exc.strerror}") from None
     offset = resumed_at = int(client.call("put_begin", dest=dest, size=size, sha256=sha)["offset"])
-    progress(offset)
+    progress(offset, size)
     chunk_size = ChunkSize(client, chunk)
     while offset < size:
         def put(length: int, retries: int | None) -> int:
@@ -321,7 +318,7 @@ def upload(client: Client, path: Path, dest: str, chunk: int = DEFAULT_CHUNK,
                                    crc=crc32c(piece))["offset"])
 
         done = chunk_size.call(size - offset, put)
-        progress(done - offset)
+        progress(done - offset, size)
         offset = done
     client.call("put_end", sha256=sha)
     return Transfer(str(path), size, resumed_at, time.monotonic() - start)

@@ -583,7 +583,7 @@ def test_a_tampered_download_is_discarded_not_installed(files_rig, tmp_path):
     dest = tmp_path / "ground" / "p5"
     part = dest.with_name("p5.part")
 
-    def tamper(moved):
+    def tamper(moved, size):
         if part.exists() and part.stat().st_size == 6 * 1024:
             with open(part, "r+b") as f:
                 f.write(b"\x00" * 10)
