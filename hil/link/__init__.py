@@ -1,0 +1,1 @@
+"""The ground end of the serial link: the client and file transfers."""

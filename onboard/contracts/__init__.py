@@ -1,0 +1,1 @@
+"""The contracts shared with the ground: model manifest, product, tile grid, deploy bundle, CCSDS packets."""

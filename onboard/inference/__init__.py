@@ -1,0 +1,1 @@
+"""Inference: model loading, the TFLite file reader, pre-processing, screening and the scoring kernels."""

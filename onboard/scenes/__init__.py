@@ -1,0 +1,1 @@
+"""Scene reading: the in-memory scene and one reader per file format, streamed a strip at a time."""

@@ -1,0 +1,1 @@
+"""The spool service (`orbitlite onboard serve`): configuration, spool, telemetry and the loop."""

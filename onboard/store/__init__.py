@@ -1,0 +1,1 @@
+"""The crash-safe on-board product store and its downlink queue."""
