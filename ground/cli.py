@@ -43,7 +43,7 @@ def ground() -> None:
 def synth(out: Path, per_class: int, size: int, bands: str, seed: int) -> None:
     """Write a SYNTHETIC EuroSAT-like labelled patch set (for smoke tests and demos only)."""
     from ground.synthetic import generate_patches
-    from onboard.scene import parse_bands
+    from onboard.scenes.scene import parse_bands
 
     patches = generate_patches(per_class, size=size, bands=parse_bands(bands), seed=seed)
     click.echo(f"{len(patches)} synthetic patches -> {patches.save(out)}")
@@ -191,7 +191,7 @@ def evaluate(data: Path, model_path: Path, keras_path: Path | None, split_name: 
     """Evaluate a converted model: metrics, agreement with Keras, host latency; writes
     MODEL.eval.json and a model card MODEL.md beside it."""
     from ground.patches import load_patches
-    from onboard.manifest import read_manifest, sidecar_path
+    from onboard.contracts.manifest import read_manifest, sidecar_path
 
     patches = load_patches(data)
     manifest = read_manifest(sidecar_path(model_path))
@@ -302,7 +302,7 @@ def _dataset_options(f):
 def _open_dataset(name: str, root: Path, split: str, bands: str | None, seed: int):
     from ground.datasets import DATASETS
     from ground.patches import DatasetError
-    from onboard.scene import parse_bands
+    from onboard.scenes.scene import parse_bands
 
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(sorted(DATASETS))}")
@@ -359,9 +359,9 @@ def downlink() -> None:
               help="Bytes of data field per packet.")
 def packetize(products: tuple[Path, ...], out: Path, max_data: int) -> None:
     """Cut PRODUCTS into CCSDS Space Packets (133.0-B-2), one APID per product type."""
-    from onboard.ccsds import Packetizer
+    from onboard.contracts.ccsds import Packetizer
     from onboard.files import write_verified
-    from onboard.product import read_product
+    from onboard.contracts.product import read_product
 
     packetizer, packets = Packetizer(max_data), []
     for path in products:
@@ -377,10 +377,10 @@ def packetize(products: tuple[Path, ...], out: Path, max_data: int) -> None:
 def reassemble(stream: Path, out_dir: Path) -> None:
     """Rebuild products from a CCSDS packet stream, reporting any that are missing or incomplete
     (exit 1 if any)."""
-    from onboard.ccsds import reassemble as rebuild
+    from onboard.contracts.ccsds import reassemble as rebuild
     from onboard.errors import ProductError
     from onboard.files import ensure_writable_dir, write_verified
-    from onboard.product import decode_product
+    from onboard.contracts.product import decode_product
 
     try:
         data = stream.read_bytes()
@@ -432,7 +432,7 @@ def simulate(config: Path | None, days: float, out_dir: Path, link: str | None) 
 def decode(product: Path, out_dir: Path | None, link: str) -> None:
     """Decode a product: print its summary, and write its class map (PNG and GeoTIFF, one pixel
     per tile, georeferenced when the scene was) and summary (JSON)."""
-    from onboard.product import NODATA, read_product
+    from onboard.contracts.product import NODATA, read_product
 
     p = read_product(product)
     size, rate = product.stat().st_size, parse_link(link)

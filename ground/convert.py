@@ -19,12 +19,12 @@ from ground.record import ModelRecord
 from ground.metrics import agreement, top1_accuracy
 from ground.train import normalize, predict
 from onboard.files import ensure_writable_dir, write_verified
-from onboard.manifest import EMBEDDED_NAME, Accuracy, Manifest, Quantization, TensorSpec, sidecar_path
-from onboard.model import interpreter_class, load_model
-from onboard.preprocess import TilePreprocessor
-from onboard.runner import score_tiles
-from onboard.scene import Scene
-from onboard.tflite_file import with_metadata
+from onboard.contracts.manifest import EMBEDDED_NAME, Accuracy, Manifest, Quantization, TensorSpec, sidecar_path
+from onboard.inference.model import interpreter_class, load_model
+from onboard.inference.preprocess import TilePreprocessor
+from onboard.inference.scoring import score_tiles
+from onboard.scenes.scene import Scene
+from onboard.inference.tflite_file import with_metadata
 
 REPRESENTATIVE_SAMPLES = 256
 

@@ -17,8 +17,8 @@ from ground.scenes import spyndex_sentinel2
 from ground.synthetic import generate_patches
 from ground.train import TrainConfig
 from onboard.files import ensure_writable_dir, write_verified
-from onboard.runner import run_scene
-from onboard.raster import open_raster
+from onboard.run.strips import run_scene
+from onboard.scenes.reader import open_raster
 
 
 def _step(text: str) -> None:

@@ -15,7 +15,7 @@ from ground.prune import PruneSpec, prune
 from ground.qat import quantization_aware
 from ground.record import ModelRecord
 from ground.train import SPLIT, TrainConfig, check_bands, fit, load_keras
-from onboard.manifest import Manifest
+from onboard.contracts.manifest import Manifest
 
 
 def split(patches: PatchSet, seed: int) -> tuple[PatchSet, PatchSet, PatchSet]:

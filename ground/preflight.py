@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.edgetpu import check_edgetpu
-from onboard.manifest import EMBEDDED_NAME
-from onboard.tflite_file import Graph, metadata, read_graph
+from onboard.contracts.manifest import EMBEDDED_NAME
+from onboard.inference.tflite_file import Graph, metadata, read_graph
 
 # XNNPACK runs 1x1 convolutions as sparse matrix products only when at least 2/3 of their
 # weights are zero (its subgraph rewriting's threshold).

@@ -11,7 +11,7 @@ from typing import Any
 
 from ground.patches import SINGLE_LABEL, DatasetError
 from onboard.files import write_verified
-from onboard.manifest import sidecar_path
+from onboard.contracts.manifest import sidecar_path
 
 
 @dataclass

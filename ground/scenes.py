@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from ground.patches import DatasetError
-from onboard.scene import Scene
+from onboard.scenes.scene import Scene
 
 SPYNDEX_BANDS = ("B02", "B03", "B04", "B08")
 

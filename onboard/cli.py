@@ -7,13 +7,18 @@ from pathlib import Path
 
 import click
 
-from onboard.budget import Budget
-from onboard.product import NODATA
-from onboard.runner import run_scene
-from onboard.raster import open_raster
-from onboard.scene import parse_bands
-from onboard.screening import Screening
-from onboard.service import Service, load_config
+from onboard.contracts.product import NODATA
+from onboard.errors import ConfigError, OrbitliteError
+from onboard.inference.screening import Screening
+from onboard.link.commands import answer_link
+from onboard.link.sealing import read_key
+from onboard.run.boards import BOARDS
+from onboard.run.budget import Budget
+from onboard.run.strips import run_scene
+from onboard.scenes.reader import open_raster
+from onboard.scenes.scene import parse_bands
+from onboard.service.config import load_config
+from onboard.service.loop import Service
 
 
 @click.group()
@@ -42,6 +47,8 @@ def onboard() -> None:
               help="A larger model that re-classifies the tiles the ladder is unsure of.")
 @click.option("--cascade-below", default=128, show_default=True, type=click.IntRange(0, 256),
               help="Confidence (of 255) under which a tile goes to the cascade.")
+@click.option("--board", default="rpi-4", show_default=True, type=click.Choice(list(BOARDS)),
+              help="The board whose idle and busy watts the budgets count with.")
 @click.option("--cpu-seconds", type=click.FloatRange(0, min_open=True), help="CPU-seconds the scene may spend.")
 @click.option("--deadline-seconds", type=click.FloatRange(0, min_open=True), help="Wall-clock seconds the scene may take.")
 @click.option("--screen/--no-screen", default=False, show_default=True,
@@ -51,7 +58,7 @@ def onboard() -> None:
               help="With --screen: skip a tile with more cloudy pixels than this fraction.")
 @click.option("--roi", help="With --screen: the region of interest, row0,col0,row1,col1 in scene pixels.")
 def run(scene: Path, model_paths: tuple[Path, ...], out_dir: Path, bands: str | None, threads: int, batch: int,
-        interpreter: str, accelerator: str, stride: int | None, cascade: Path | None, cascade_below: int,
+        interpreter: str, accelerator: str, stride: int | None, cascade: Path | None, cascade_below: int, board: str,
         cpu_seconds: float | None, deadline_seconds: float | None, screen: bool, nodata_value: float,
         max_cloud: float, roi: str | None) -> None:
     """Classify every tile of SCENE and write the product.
@@ -75,7 +82,7 @@ def run(scene: Path, model_paths: tuple[Path, ...], out_dir: Path, bands: str | 
     with open_raster(scene, parse_bands(bands)) as s:
         product, path = run_scene(s, model_paths, out_dir, threads=threads, batch=batch, interpreter=interpreter,
                                   accelerator=accelerator, stride=stride, cascade=cascade, cascade_below=cascade_below,
-                                  budget=budget, screening=screening)
+                                  budget=budget, board=BOARDS[board], screening=screening)
     rt = product.runtime
     classified = int((product.class_map != NODATA).sum())
     rate = f"{classified / rt['seconds']:.1f}" if rt["seconds"] > 0 else "-"
@@ -125,7 +132,21 @@ def serve(config: Path, once: bool) -> None:
     Example:
       orbitlite onboard serve payload/serve.json --once
     """
-    with Service(load_config(config), report=click.echo) as service:
+    settings = load_config(config)
+    link = settings.link
+    key = None
+    if link is not None:
+        try:
+            key = read_key(link.key_file)
+        except OrbitliteError as exc:
+            raise ConfigError(f"config {settings.source}: link.key_file is unusable: {exc}") from None
+    with Service(settings, report=click.echo) as service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: service.stop())
-        service.run(once=once)
+        answering = None if key is None or once else answer_link(service, link, key, click.echo)
+        try:
+            service.run(once=once)
+        finally:
+            if answering is not None:
+                service.stop()
+                answering.join()

@@ -33,3 +33,35 @@ class StoreError(OrbitliteError):
 
 class QuotaError(StoreError):
     """A product the store's quota and drop policy refuse; the refusal is counted and logged."""
+
+
+class BudgetError(OrbitliteError):
+    """A budget or board profile that makes no sense."""
+
+
+class BundleError(OrbitliteError):
+    """A bundle that cannot be built, or a slot whose files are not the bundle's."""
+
+
+class ConfigError(OrbitliteError):
+    """A service configuration that is missing, malformed, or names things that do not fit."""
+
+
+class LinkError(OrbitliteError):
+    """The link failed: no answer after every retransmission, or a port that cannot be used."""
+
+
+class CommandRefused(OrbitliteError):
+    """The payload refused or could not carry out a command; `code` says which kind."""
+
+    def __init__(self, command: str, code: str, error: str) -> None:
+        super().__init__(f"{command}: refused ({code}): {error}")
+        self.code = code
+
+
+class SlotError(OrbitliteError):
+    """A model slot that cannot be switched to: empty, or its models fail the self-test."""
+
+
+class TransferError(OrbitliteError):
+    """A transfer that cannot complete: the file changed, a checksum failed, the disk is full."""

@@ -2,7 +2,7 @@
 (or the spacecraft's bus computer) and the payload, for the link tests.
 
 Two real pseudo-terminals, one per end: the ground opens one slave tty and the payload the other,
-both through pyserial (`onboard.link.open_port`), exactly as they would open /dev/ttyUSB0. A relay
+both through pyserial (`onboard.link.port.open_port`), exactly as they would open /dev/ttyUSB0. A relay
 thread per direction carries the bytes from one pty master to the other
 
 - paced at the line rate: 10 bits per byte (8N1) at `baud`, so at 115200 baud no more than
@@ -27,7 +27,7 @@ import time
 import tty
 from dataclasses import dataclass, fields
 
-from onboard.link import BITS_PER_BYTE, Port, open_port
+from onboard.link.port import BITS_PER_BYTE, Port, open_port
 
 SLICE = 16  # bytes written to the far end at a time: 1.4 ms of line at 115200 baud
 MAX_CREDIT = 0.005  # seconds of line time a stalled relay may catch up in one burst

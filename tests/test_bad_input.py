@@ -91,8 +91,8 @@ def test_manifest_quantization_mismatch(model_copy, tmp_path):
 
 
 def test_the_model_carries_its_manifest(model_copy):
-    from onboard.manifest import EMBEDDED_NAME, read_manifest
-    from onboard.tflite_file import metadata
+    from onboard.contracts.manifest import EMBEDDED_NAME, read_manifest
+    from onboard.inference.tflite_file import metadata
 
     carried = json.loads(metadata(model_copy.read_bytes(), EMBEDDED_NAME))
     sidecar = json.loads(open(f"{model_copy}.json").read())

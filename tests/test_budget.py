@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onboard.budget import (BOARDS, CPU, DEADLINE, ECLIPSE, RESERVE, BoardProfile, Budget, BudgetError, FixedPower,
-                            PowerState, Scheduler)
-from onboard.screening import CLOUD, KEEP, NODATA, OUTSIDE, Screening, screen_tiles
+from onboard.errors import BudgetError
+from onboard.run.boards import BOARDS, BoardProfile
+from onboard.run.budget import CPU, DEADLINE, ECLIPSE, RESERVE, Budget, FixedPower, PowerState, Scheduler
+from onboard.inference.screening import CLOUD, KEEP, NODATA, OUTSIDE, Screening, screen_tiles
 
 
 class Clock:

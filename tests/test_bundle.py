@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from onboard import bundle
-from onboard.bundle import BundleError
+from onboard.contracts import bundle
+from onboard.errors import BundleError
 
 
 @pytest.fixture

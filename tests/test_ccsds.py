@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from spacepackets.ccsds.spacepacket import SequenceFlags, SpacePacketHeader
 
-from onboard.ccsds import APIDS, MAX_DATA, Packetizer, reassemble
+from onboard.contracts.ccsds import APIDS, MAX_DATA, Packetizer, reassemble
 from onboard.errors import ProductError
 from tests.conftest import orbitlite, run_onboard
 

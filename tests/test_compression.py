@@ -19,8 +19,8 @@ from ground.prune import PruneSpec, measured_sparsity, prune
 from ground.record import ModelRecord
 from ground.tf import keras
 from ground.train import TrainConfig, load_keras
-from onboard.model import load_model
-from onboard.tflite_file import read_graph
+from onboard.inference.model import load_model
+from onboard.inference.tflite_file import read_graph
 from tests.conftest import assert_one_line_error, orbitlite
 
 

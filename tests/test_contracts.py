@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from onboard.errors import ManifestError, ProductError
-from onboard.manifest import Accuracy, Manifest, Quantization, TensorSpec, read_manifest, sidecar_path
-from onboard.product import NODATA, Product, decode_product, read_product
-from onboard.tiling import TileGrid
+from onboard.contracts.manifest import Accuracy, Manifest, Quantization, TensorSpec, read_manifest, sidecar_path
+from onboard.contracts.product import NODATA, Product, decode_product, read_product
+from onboard.contracts.tiling import TileGrid
 
 
 def _manifest(**change) -> Manifest:

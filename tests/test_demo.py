@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from onboard.product import read_product
+from onboard.contracts.product import read_product
 from tests.conftest import orbitlite
 
 

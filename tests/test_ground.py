@@ -9,8 +9,8 @@ import pytest
 
 from ground.patches import DatasetError, PatchSet, load_patches
 from ground.synthetic import CLASSES, S2_BANDS, SIGNATURES, generate_patches
-from onboard.manifest import read_manifest
-from onboard.model import load_model
+from onboard.contracts.manifest import read_manifest
+from onboard.inference.model import load_model
 from tests.conftest import assert_one_line_error, orbitlite
 
 

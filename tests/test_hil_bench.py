@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from onboard.bench import benchmark
+from onboard.inference.bench import benchmark
 from tests.conftest import assert_one_line_error, orbitlite
 
 

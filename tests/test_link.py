@@ -22,11 +22,16 @@ import crc32c as crc32c_pkg
 import pytest
 from cobs import cobs as cobs_pkg
 
-from onboard import transfer
+from hil.link.transfer import download, upload
+from onboard.link.files import STAGING
 from onboard._native import cobs_decode, cobs_encode, crc32c
-from onboard.framing import CRC, HEADER, MAX_ENCODED, MAX_PAYLOAD, Frame, FrameDecoder, FrameType
-from onboard.link import Client, CommandRefused, Endpoint, LinkError, unseal
-from onboard.transfer import FileService, PartialFile, TransferError
+from onboard.link.framing import CRC, HEADER, MAX_ENCODED, MAX_PAYLOAD, Frame, FrameDecoder, FrameType
+from hil.link.client import Client
+from onboard.errors import CommandRefused, LinkError
+from onboard.link.endpoint import Endpoint
+from onboard.link.sealing import unseal
+from onboard.errors import TransferError
+from onboard.link.files import FileService, PartialFile
 from tests.linesim import Faults, LineSim
 
 KEY = bytes(range(32))
@@ -419,7 +424,7 @@ class Files:
         return {**h, "read": counted_read, "put_chunk": counted_put}
 
     def staged(self) -> list[Path]:
-        return sorted(p for p in (self.root / transfer.STAGING).iterdir() if p.suffix == ".part")
+        return sorted(p for p in (self.root / STAGING).iterdir() if p.suffix == ".part")
 
 
 def _sha(data: bytes) -> str:
@@ -444,12 +449,12 @@ def test_download_and_upload_are_intact_under_line_faults(files_rig, tmp_path, r
     client = Client(line.open_ground(), KEY, timeout=0.1, retries=10, run_timeout=5)
 
     dest = tmp_path / "ground" / "product-7.msgpack"
-    down = transfer.download(client, "product/7", dest, chunk=1024)
+    down = download(client, "product/7", dest, chunk=1024)
     assert _sha(dest.read_bytes()) == _sha(product) and down.resumed_at == 0
     assert not dest.with_name(dest.name + ".part").exists()
 
     (tmp_path / "scene.npy").write_bytes(local)
-    up = transfer.upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=1024)
+    up = upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=1024)
     assert _sha((files.root / "spool/scene.npy").read_bytes()) == _sha(local) and up.resumed_at == 0
     assert files.staged() == []
     s = line.uplink.stats, line.downlink.stats
@@ -466,7 +471,7 @@ def test_a_transfer_survives_corruption_at_1e3(files_rig, tmp_path):
     line, payload, files = files_rig({1: data}, faults=Faults(corrupt=1e-3), seed=7)
     client = Client(line.open_ground(), KEY, timeout=0.1, retries=10, run_timeout=5)
     dest = tmp_path / "ground" / "p1"
-    transfer.download(client, "product/1", dest, chunk=512)
+    download(client, "product/1", dest, chunk=512)
     assert dest.read_bytes() == data
     assert line.downlink.stats.corrupted > 0
 
@@ -476,22 +481,22 @@ def test_download_of_a_file_and_upload_into_an_allowed_area_only(files_rig, tmp_
     (files.root / "logs").mkdir()
     (files.root / "logs/service.log").write_bytes(b"line\n" * 3000)
     client = Client(line.open_ground(), KEY)
-    t = transfer.download(client, "file/logs/service.log", tmp_path / "ground" / "service.log", chunk=4096)
+    t = download(client, "file/logs/service.log", tmp_path / "ground" / "service.log", chunk=4096)
     assert (tmp_path / "ground/service.log").read_bytes() == b"line\n" * 3000 and t.size == 15000
 
     src = tmp_path / "model.tflite"
     src.write_bytes(os.urandom(5000))
-    transfer.upload(client, src, "slots/b/cnn-s.tflite")
+    upload(client, src, "slots/b/cnn-s.tflite")
     assert (files.root / "slots/b/cnn-s.tflite").read_bytes() == src.read_bytes()
     for dest in ("slots/a/cnn-s.tflite", "logs/x", "spool", "../outside", "/etc/passwd", ".incoming/x",
                  "spool/../../x"):
         with pytest.raises(CommandRefused) as refused:
-            transfer.upload(client, src, dest)
+            upload(client, src, dest)
         assert refused.value.code == "failed", dest
     assert not (files.root / "slots/a").exists() and not (tmp_path / "outside").exists()
     for source in ("file/../etc/passwd", "file/nothing", "product/x", "other/1"):
         with pytest.raises(CommandRefused):
-            transfer.download(client, source, tmp_path / "ground" / "x")
+            download(client, source, tmp_path / "ground" / "x")
     assert not (tmp_path / "ground/x").exists()
 
 
@@ -502,20 +507,20 @@ def test_a_download_resumes_after_a_broken_link(files_rig, tmp_path):
     client = Client(line.open_ground(), KEY, timeout=0.1, retries=3, run_timeout=1.0)
     dest = tmp_path / "ground" / "p3"
     with pytest.raises(LinkError):
-        transfer.download(client, "product/3", dest, chunk=2048)
+        download(client, "product/3", dest, chunk=2048)
     assert not dest.exists()  # nothing half-written under the final name
     assert line.downlink.stats.lost_in_cut > 0
 
     line.up()
     files.on_chunk = lambda n: None
     served_before = files.served
-    t = transfer.download(client, "product/3", dest, chunk=2048)
+    t = download(client, "product/3", dest, chunk=2048)
     assert t.resumed_at == 11 * 2048  # the 12th chunk's answer was lost: the last verified is the 11th
     assert files.served - served_before == len(data) - t.resumed_at < len(data)
     assert dest.read_bytes() == data and not dest.with_name("p3.part").exists()
 
     served_before = files.served  # fetched again (its acknowledgement was lost, say): nothing moves
-    assert transfer.download(client, "product/3", dest, chunk=2048).resumed_at == len(data)
+    assert download(client, "product/3", dest, chunk=2048).resumed_at == len(data)
     assert files.served == served_before
 
 
@@ -527,14 +532,14 @@ def test_an_upload_resumes_after_a_broken_link(files_rig, tmp_path):
     files.on_chunk = lambda n: line.down() if n == 20 else None
     client = Client(line.open_ground(), KEY, timeout=0.1, retries=3, run_timeout=1.0)
     with pytest.raises(LinkError):
-        transfer.upload(client, src, "spool/scene.npy", chunk=2048)
+        upload(client, src, "spool/scene.npy", chunk=2048)
     final = files.root / "spool/scene.npy"
     assert not final.exists() and len(files.staged()) == 1
 
     line.up()
     files.on_chunk = lambda n: None
     sent_before = client.stats.bytes_sent
-    t = transfer.upload(client, src, "spool/scene.npy", chunk=2048)
+    t = upload(client, src, "spool/scene.npy", chunk=2048)
     assert t.resumed_at == 20 * 2048  # the payload verified and kept the 20th chunk, whose answer was lost
     assert len(data) - t.resumed_at < client.stats.bytes_sent - sent_before < len(data)
     assert final.read_bytes() == data and files.staged() == []
@@ -545,7 +550,7 @@ def test_a_short_cut_is_ridden_through(files_rig, tmp_path):
     line, payload, files = files_rig({4: data})
     files.on_chunk = lambda n: line.cut(0.6) if n == 5 else None
     client = Client(line.open_ground(), KEY, timeout=0.1, retries=10, run_timeout=5)
-    transfer.download(client, "product/4", tmp_path / "ground" / "p4", chunk=2048)
+    download(client, "product/4", tmp_path / "ground" / "p4", chunk=2048)
     assert (tmp_path / "ground/p4").read_bytes() == data
     assert line.downlink.stats.lost_in_cut > 0 and client.stats.retransmissions > 0
 
@@ -568,12 +573,12 @@ def test_a_tampered_upload_is_discarded_not_installed(files_rig, tmp_path):
     files.on_chunk = tamper
     client = Client(line.open_ground(), KEY)
     with pytest.raises(CommandRefused, match="sha256 does not match") as refused:
-        transfer.upload(client, src, "slots/b/slot.bin", chunk=2048)
+        upload(client, src, "slots/b/slot.bin", chunk=2048)
     assert refused.value.code == "failed"
     assert not (files.root / "slots/b/slot.bin").exists() and files.staged() == []
 
     files.on_chunk = lambda n: None
-    t = transfer.upload(client, src, "slots/b/slot.bin", chunk=2048)
+    t = upload(client, src, "slots/b/slot.bin", chunk=2048)
     assert t.resumed_at == 0 and (files.root / "slots/b/slot.bin").read_bytes() == data
 
 
@@ -590,9 +595,9 @@ def test_a_tampered_download_is_discarded_not_installed(files_rig, tmp_path):
 
     client = Client(line.open_ground(), KEY)
     with pytest.raises(TransferError, match="discarded"):
-        transfer.download(client, "product/5", dest, chunk=2048, progress=tamper)
+        download(client, "product/5", dest, chunk=2048, progress=tamper)
     assert not dest.exists() and not part.exists()
-    assert transfer.download(client, "product/5", dest, chunk=2048).resumed_at == 0
+    assert download(client, "product/5", dest, chunk=2048).resumed_at == 0
     assert dest.read_bytes() == data
 
 
@@ -669,12 +674,12 @@ def test_an_upload_onto_a_full_disk_fails_in_one_line_and_resumes_once_there_is_
     client = Client(line.open_ground(), KEY, timeout=0.2, retries=3, run_timeout=2.0)
     small_disk.fill()
     with pytest.raises(CommandRefused) as exc:  # the payload refuses the chunk it cannot keep, saying why
-        transfer.upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=4096)
+        upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=4096)
     message = str(exc.value)
     assert "\n" not in message and ("No space left on device" in message or "File too large" in message), message
     assert not (small_disk.root / "spool/scene.npy").exists()  # nothing half-written installed
 
     small_disk.make_room()  # the upload takes up where the disk ran out
-    t = transfer.upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=4096)
+    t = upload(client, tmp_path / "scene.npy", "spool/scene.npy", chunk=4096)
     assert 0 < t.resumed_at < len(data)
     assert (small_disk.root / "spool/scene.npy").read_bytes() == data

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onboard import bundle
-from onboard.product import read_product
+from onboard.contracts import bundle
+from onboard.contracts.product import read_product
 from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, assert_one_line_error, orbitlite
 from tests.linesim import Faults, LineSim
 

@@ -18,9 +18,9 @@ import tifffile
 from ground.patches import DatasetError
 from ground.synthetic import CLASSES, S2_BANDS, SCENE_SOURCE, SIGNATURES, write_synthetic_scene
 from onboard import _native
-from onboard import raster as raster_module
+from onboard.scenes import geotiff as raster_module
 from onboard.errors import SceneError
-from onboard.raster import open_raster
+from onboard.scenes.reader import open_raster
 from tests.conftest import ROOT, shared
 
 BEN_S2 = "bigearthnet/bigearthnet-common_v1_examples/BigEarthNet-S2-Example"
@@ -351,7 +351,7 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import numpy as np
 from onboard.errors import SceneError
-from onboard.raster import open_raster
+from onboard.scenes.reader import open_raster
 with open_raster({str(tmp_path / "deflate.tif")!r}) as r:
     out = np.empty((5, 203, 157), np.uint16)
     r.read_strip(range(5), 0, out)
@@ -390,7 +390,7 @@ def test_streaming_a_large_npy_keeps_rss_far_below_its_size(tmp_path):
     size_mb = path.stat().st_size / 2**20
     assert size_mb > 396  # 13 x 4000 x 4000 x 2 bytes
     reader_mb, checksum = child_peak_rss_mb(
-        "import numpy as np\nfrom onboard.raster import open_raster\nfrom ground.synthetic import S2_BANDS\n"
+        "import numpy as np\nfrom onboard.scenes.reader import open_raster\nfrom ground.synthetic import S2_BANDS\n"
         f"with open_raster({str(path)!r}, S2_BANDS) as r:\n"
         "    out = np.empty((13, 256, 4000), np.uint16)\n"
         "    row, total = 0, 0\n"

@@ -13,20 +13,22 @@ import time
 
 import numpy as np
 
-from onboard.model import load_model
-from onboard.product import decode_product
-from onboard.runner import Plan, classify_scene
-from onboard.scene import Scene
-from onboard.store import Store, StoreConfig
+from onboard.inference.model import load_model
+from onboard.contracts.product import decode_product
+from onboard.run.plan import Plan
+from onboard.run.strips import classify_scene
+from onboard.scenes.scene import Scene
+from onboard.store.store import Store, StoreConfig
 
 BANDS = ("B02", "B03", "B04", "B08")
 
 CHILD = textwrap.dedent("""
     import sys, numpy as np
-    from onboard.model import load_model
-    from onboard.runner import Plan, classify_scene
-    from onboard.scene import Scene
-    from onboard.store import Store, StoreConfig
+    from onboard.inference.model import load_model
+    from onboard.run.plan import Plan
+    from onboard.run.strips import classify_scene
+    from onboard.scenes.scene import Scene
+    from onboard.store.store import Store, StoreConfig
     scene_path, model_path, store_path = sys.argv[1:4]
     store = Store(store_path, StoreConfig(capacity_bytes=1 << 24), clock=lambda: 0.0)
     scene = Scene("big", np.load(scene_path, mmap_mode="r"), ("B02", "B03", "B04", "B08"))

@@ -22,13 +22,16 @@ import numpy as np
 import pytest
 import tifffile
 
-from onboard.model import load_model
-from onboard.product import Product, decode_product
-from onboard.runner import Plan, classify_scene
-from onboard.scene import Scene
-from onboard.screening import Screening
-from onboard.service import Service, Telemetry, load_config
-from onboard.store import SceneState, Store, StoreConfig
+from onboard.inference.model import load_model
+from onboard.contracts.product import Product, decode_product
+from onboard.run.plan import Plan
+from onboard.run.strips import classify_scene
+from onboard.scenes.scene import Scene
+from onboard.inference.screening import Screening
+from onboard.service.config import load_config
+from onboard.service.loop import Service
+from onboard.service.telemetry import Telemetry
+from onboard.store.store import SceneState, Store, StoreConfig
 from tests.conftest import SPYNDEX_BANDS, assert_one_line_error, orbitlite
 
 BANDS = SPYNDEX_BANDS.split(",")

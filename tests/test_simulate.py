@@ -16,7 +16,7 @@ from ground.simulate import (
     DEFAULT_ORBIT, Config, Geometry, ImagingPlan, LinkPlan, Orbit, PowerPlan, Processing, SimulationError, find_passes,
     geometry, load_config, report, run_mode, simulate, tle_checksum,
 )
-from onboard.budget import BoardProfile
+from onboard.run.boards import BoardProfile
 from onboard.errors import OrbitliteError
 from tests.conftest import assert_one_line_error, orbitlite
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from onboard.errors import QuotaError, StoreError
-from onboard.product import NODATA, Product
-from onboard.store import SceneState, SkippedRun, Store, StoreConfig
-from onboard.tiling import TileGrid
+from onboard.contracts.product import NODATA, Product
+from onboard.store.store import SceneState, SkippedRun, Store, StoreConfig
+from onboard.contracts.tiling import TileGrid
 
 BIG = StoreConfig(capacity_bytes=1 << 30)
 
@@ -286,7 +286,7 @@ def test_refuse_new_policy_keeps_what_is_stored(tmp_path):
 
 
 def test_the_drop_log_keeps_the_latest_records_and_the_counters_keep_the_totals(tmp_path, monkeypatch):
-    monkeypatch.setattr("onboard.store.DROP_LOG_KEEP", 3)
+    monkeypatch.setattr("onboard.store.store.DROP_LOG_KEEP", 3)
     with Store(tmp_path / "store.db", StoreConfig(capacity_bytes=10, policy="refuse-new"), clock=Clock()) as store:
         finished(store, "kept", bytes(10))
         for i in range(5):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from onboard.tiling import TileGrid
+from onboard.contracts.tiling import TileGrid
 
 
 @pytest.mark.parametrize("extent, tile, stride, count", [

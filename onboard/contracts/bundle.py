@@ -15,17 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from onboard.errors import OrbitliteError
+from onboard.contracts.manifest import read_manifest, sidecar_path
+from onboard.errors import BundleError
 from onboard.files import sha256_file
-from onboard.manifest import read_manifest, sidecar_path
 
 SCHEMA = "orbitlite/bundle"
 VERSION = 1
 MANIFEST_NAME = "bundle.json"
-
-
-class BundleError(OrbitliteError):
-    """A bundle that cannot be built, or a slot whose files are not the bundle's."""
 
 
 @dataclass(frozen=True)

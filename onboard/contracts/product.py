@@ -13,7 +13,7 @@ import numpy as np
 
 from onboard.errors import ProductError
 from onboard.files import write_verified
-from onboard.tiling import TileGrid
+from onboard.contracts.tiling import TileGrid
 
 SCHEMA = "orbitlite/product"
 VERSION = 1

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from onboard.model import load_model
+from onboard.inference.model import load_model
 
 
 @dataclass(frozen=True)

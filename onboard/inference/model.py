@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from onboard.errors import ManifestError, ModelError
-from onboard.manifest import EMBEDDED_NAME, Manifest, Quantization, read_manifest, sidecar_path
-from onboard.tflite_file import metadata
+from onboard.contracts.manifest import EMBEDDED_NAME, Manifest, Quantization, read_manifest, sidecar_path
+from onboard.inference.tflite_file import metadata
 
 
 # The interpreters this runtime can drive, in the order `auto` tries them. `tensorflow` (tf.lite)

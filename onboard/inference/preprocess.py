@@ -7,20 +7,9 @@ from typing import Sequence
 import numpy as np
 
 from onboard import _native
+from onboard.contracts.manifest import Manifest
 from onboard.errors import SceneError
-from onboard.manifest import Manifest
-
-
-def band_positions(available: Sequence[str], needed: Sequence[str], source: str) -> list[int]:
-    """Positions of the `needed` bands among the `available` ones, matched by name; refuses a
-    source lacking one."""
-    missing = [b for b in needed if b not in available]
-    if missing:
-        raise SceneError(
-            f"scene {source} lacks band(s) {','.join(missing)} that the model needs "
-            f"(scene has {','.join(available)})"
-        )
-    return [list(available).index(b) for b in needed]
+from onboard.scenes.scene import band_positions
 
 
 class TilePreprocessor:

@@ -9,84 +9,45 @@
   takes it up in turn; returns its place in the queue;
 - `products {n}` -> the next products of the downlink queue; `ack_product {id}` -> the ground holds
   it: it leaves the store;
-- `switch_slot {slot}` -> checks slot `a` or `b` against its bundle manifest (onboard/bundle.py),
+- `switch_slot {slot}` -> checks slot `a` or `b` against its bundle manifest (onboard/contracts/bundle.py),
   self-tests the service's models in it and, only if all pass, makes it the active slot; the
   service loads them at its next poll;
-- `stat`, `read`, `put_begin`, `put_chunk`, `put_end` -> file transfer (onboard/transfer.py).
+- `stat`, `read`, `put_begin`, `put_chunk`, `put_end` -> file transfer (onboard/link/files.py).
 
-Model slots: `slots/a/` and `slots/b/` under the payload's root, and `slots/active`, a symbolic
-link to one of them, switched atomically. The service config names its models through it (e.g.
-`"ladder": ["slots/active/cnn-l.tflite"]`).
+Model slots (onboard/link/slots.py): `slots/a/` and `slots/b/` under the payload's root, and
+`slots/active`, a symbolic link to one of them, switched atomically. The service config names its
+models through it (e.g. `"ladder": ["slots/active/cnn-l.tflite"]`).
+
+`answer_link` wires the commands to a running service: `orbitlite onboard serve` calls it, so the
+service itself knows nothing of the link.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
-import numpy as np
+from onboard.contracts import bundle
+from onboard.errors import BudgetError, LinkError, OrbitliteError, SlotError
+from onboard.link.endpoint import Endpoint, Handler
+from onboard.link.files import FileService
+from onboard.link.port import open_port
+from onboard.link.slots import ACTIVE, SLOTS, active_slot, self_test, switch_active
+from onboard.service.config import LinkConfig
+from onboard.service.loop import Service
 
-from onboard import bundle
-from onboard.budget import BudgetError
-from onboard.errors import OrbitliteError
-from onboard.files import fsync_dir
-from onboard.link import Endpoint, Handler
-from onboard.model import load_model
-from onboard.transfer import FileService
-
-if TYPE_CHECKING:
-    from onboard.service import Service
-
-SLOTS = ("a", "b")
-ACTIVE = "active"
 FILES = "files"
-
-
-class SlotError(OrbitliteError):
-    """A model slot that cannot be switched to: empty, or its models fail the self-test."""
-
-
-def active_slot(slots: Path) -> str | None:
-    try:
-        target = os.readlink(slots / ACTIVE)
-    except OSError:
-        return None
-    return target if target in SLOTS else None
-
-
-def switch_active(slots: Path, slot: str) -> None:
-    """Point `slots/active` at `slot` in one atomic rename."""
-    tmp = slots / f".{ACTIVE}.new"
-    tmp.unlink(missing_ok=True)
-    os.symlink(slot, tmp)
-    os.replace(tmp, slots / ACTIVE)
-    fsync_dir(slots)
-
-
-def self_test(model_paths: list[Path], threads: int = 1) -> list[str]:
-    """Load each model against its manifest and run one tile of zeros through it; the ids."""
-    ids = []
-    for path in model_paths:
-        model = load_model(path, threads=threads)
-        inp = model.manifest.input
-        model.interpreter.set_tensor(model.input_index, np.zeros(inp.shape, dtype=np.dtype(inp.dtype)))
-        model.interpreter.invoke()
-        out = model.interpreter.get_tensor(model.output_index)
-        if out.shape[-1] != len(model.manifest.classes) or not np.isfinite(out.astype(np.float64)).all():
-            raise SlotError(f"{path}: the self-test output is {out.shape} with non-finite values or the wrong "
-                            f"number of classes")
-        ids.append(model.manifest.id)
-    return ids
 
 
 class PayloadCommands:
     """The handlers of the link endpoint, over the running service."""
 
-    def __init__(self, service: "Service", root: Path) -> None:
+    def __init__(self, service: Service, root: Path) -> None:
         self.service = service
         self.root = Path(root)
         self.slots = self.root / "slots"
@@ -155,3 +116,33 @@ class PayloadCommands:
         switch_active(self.slots, slot)
         self.service.models_changed()
         return {"active_slot": slot, "models": ids}
+
+
+def answer_link(service: Service, link: LinkConfig, key: bytes, report: Callable[[str], None]) -> threading.Thread:
+    """Answer the link's commands over `service` in a thread of its own, until the service stops."""
+    commands = PayloadCommands(service, link.root)
+    commands.endpoint = Endpoint(open_port(link.port, link.baud), key, link.state, commands.handlers())
+    thread = threading.Thread(target=_answer, args=(commands.endpoint, link, service, report), name="link",
+                              daemon=True)
+    thread.start()
+    report(f"link: answering commands on {link.port} at {link.baud} baud")
+    return thread
+
+
+def _answer(endpoint: Endpoint, link: LinkConfig, service: Service, report: Callable[[str], None]) -> None:
+    """Serve the link until the service stops; a port that fails (a cable pulled, a USB adapter
+    gone) is reported in one line and opened again every poll, keeping the link's counters."""
+    stopping, poll = service.stopping, service.config.poll_seconds
+    while not stopping.is_set():
+        try:
+            endpoint.serve(stopping)
+        except OSError as exc:  # pyserial's SerialException is one
+            report(f"link: {link.port} failed ({exc}); opening it again in {poll:g} s")
+            endpoint.close_port()
+            while not stopping.is_set():
+                stopping.wait(poll)
+                try:
+                    endpoint.use_port(open_port(link.port, link.baud))
+                    break
+                except LinkError:
+                    continue

@@ -6,7 +6,8 @@ broken link the next transfer of the same file (same size and sha256) resumes at
 chunk. A file is installed under its final name, by one atomic rename, only when all of it is
 there and its sha256 matches; nothing half-written is ever installed.
 
-Payload commands (served by `FileService`):
+The payload's end is here (the ground's end is hil/link/transfer.py). Payload commands (served by
+`FileService`):
 - `stat {source}` -> `{size, sha256}`; `read {source, offset, length}` -> `{data, crc}`;
   a source is `product/<id>` (a product in the on-board store) or `file/<path>` (under the root);
 - `put_begin {dest, size, sha256}` -> `{offset}`, the verified bytes already staged;
@@ -19,24 +20,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from onboard._native import crc32c
-from onboard.errors import OrbitliteError
+from onboard.errors import TransferError
 from onboard.files import fsync_dir, sha256_file, write_verified
-from onboard.link import Client, Handler, LinkError
+from onboard.link.endpoint import Handler
 
 MAX_CHUNK = 32768
 DEFAULT_CHUNK = 4096  # the most a transfer sends at once; it shrinks on a noisy line (ChunkSize)
 MIN_CHUNK = 128
 STAGING = ".incoming"
-
-
-class TransferError(OrbitliteError):
-    """A transfer that cannot complete: the file changed, a checksum failed, the disk is full."""
 
 
 class PartialFile:
@@ -115,7 +110,7 @@ class PartialFile:
         self.journal.unlink(missing_ok=True)
 
 
-def _pread(path: Path, offset: int, length: int) -> bytes:
+def pread(path: Path, offset: int, length: int) -> bytes:
     try:
         with open(path, "rb") as f:
             return os.pread(f.fileno(), length, offset)
@@ -123,13 +118,10 @@ def _pread(path: Path, offset: int, length: int) -> bytes:
         raise TransferError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _check_chunk(data: Any, crc: Any, where: str) -> bytes:
+def check_chunk(data: Any, crc: Any, where: str) -> bytes:
     if not isinstance(data, bytes) or crc32c(data) != crc:
         raise TransferError(f"{where}: the chunk's CRC-32C does not match")
     return data
-
-
-# -- the payload's side ----------------------------------------------------------------------------
 
 
 class FileService:
@@ -162,7 +154,7 @@ class FileService:
         if not 0 < length <= MAX_CHUNK or offset < 0:
             raise TransferError(f"read: length must be 1..{MAX_CHUNK} and offset non-negative")
         source = self._source(args["source"])
-        chunk = source[offset:offset + length] if isinstance(source, bytes) else _pread(source, offset, length)
+        chunk = source[offset:offset + length] if isinstance(source, bytes) else pread(source, offset, length)
         return {"data": chunk, "crc": crc32c(chunk)}
 
     def _source(self, source: str) -> bytes | Path:
@@ -198,7 +190,7 @@ class FileService:
 
     def put_chunk(self, args: dict[str, Any]) -> dict[str, Any]:
         partial, _ = self._staged(args["sha256"])
-        offset, data = int(args["offset"]), _check_chunk(args["data"], args["crc"], partial.origin)
+        offset, data = int(args["offset"]), check_chunk(args["data"], args["crc"], partial.origin)
         if offset + len(data) <= partial.verified:
             return {"offset": partial.verified}  # a chunk we have: its answer was lost
         partial.write(offset, data)
@@ -216,109 +208,3 @@ class FileService:
             return self._open[str(sha)]
         except KeyError:
             raise TransferError(f"no upload of {sha} begun: send put_begin first") from None
-
-
-# -- the ground's side -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Transfer:
-    name: str
-    size: int
-    resumed_at: int  # bytes already verified before this call
-    seconds: float
-
-    @property
-    def bytes_per_s(self) -> float:
-        return (self.size - self.resumed_at) / self.seconds if self.seconds > 0 else float("inf")
-
-
-Progress = Callable[[int, int], None]  # told the bytes moved by each step, and the file's size
-
-
-class ChunkSize:
-    """The chunk size a noisy line can carry. A frame gets through whole with probability
-    (1 - p)^length, so long chunks starve on a bad line: a chunk that goes unanswered after
-    `QUICK_RETRIES` retransmissions is sent again at half the size, down to MIN_CHUNK (where the
-    client's full retries apply); after `CLEAN_RUN` chunks that went through first time, the size
-    doubles again, up to the most asked for."""
-
-    QUICK_RETRIES = 1
-    CLEAN_RUN = 4
-
-    def __init__(self, client: Client, most: int) -> None:
-        if not MIN_CHUNK <= most <= MAX_CHUNK:
-            raise TransferError(f"a chunk is {MIN_CHUNK} to {MAX_CHUNK} bytes, not {most}")
-        self.client, self.most, self.now = client, most, most
-        self._clean = 0
-
-    def call(self, left: int, command: Callable[[int, int | None], Any]) -> Any:
-        """`command(length, retries)` for the next chunk of at most `left` bytes, shrinking the
-        chunk until it goes through."""
-        while True:
-            retransmissions = self.client.stats.retransmissions
-            try:
-                result = command(min(self.now, left), None if self.now == MIN_CHUNK else self.QUICK_RETRIES)
-            except LinkError:
-                if self.now == MIN_CHUNK:
-                    raise
-                self.now, self._clean = max(MIN_CHUNK, self.now // 2), 0
-                continue
-            if self.client.stats.retransmissions > retransmissions:
-                self._clean = 0
-            else:
-                self._clean += 1
-                if self._clean >= self.CLEAN_RUN:
-                    self.now, self._clean = min(self.most, self.now * 2), 0
-            return result
-
-
-def download(client: Client, source: str, dest: Path, chunk: int = DEFAULT_CHUNK,
-             progress: Progress = lambda moved, size: None) -> Transfer:
-    """Fetch `source` from the payload into `dest`, resuming a broken earlier download of it."""
-    dest = Path(dest)
-    start = time.monotonic()
-    info = client.call("stat", source=source)
-    size, sha = int(info["size"]), str(info["sha256"])
-    if dest.is_file() and dest.stat().st_size == size and sha256_file(dest) == sha:
-        progress(size, size)  # fetched before (its acknowledgement may be what was lost)
-        return Transfer(source, size, size, time.monotonic() - start)
-    partial = PartialFile(dest.with_name(dest.name + ".part"), size, sha, source)
-    resumed_at = partial.verified
-    progress(resumed_at, size)
-    chunk_size = ChunkSize(client, chunk)
-    while not partial.complete:
-        got = chunk_size.call(partial.size - partial.verified, lambda length, retries: client.call(
-            "read", reply_bytes=length + 128, retries=retries, source=source, offset=partial.verified, length=length))
-        data = _check_chunk(got["data"], got["crc"], source)
-        if not data:
-            raise TransferError(f"{source}: it shrank on the payload during the transfer; start again")
-        partial.write(partial.verified, data)
-        progress(len(data), size)
-    partial.install(dest)
-    return Transfer(source, partial.size, resumed_at, time.monotonic() - start)
-
-
-def upload(client: Client, path: Path, dest: str, chunk: int = DEFAULT_CHUNK,
-           progress: Progress = lambda moved, size: None) -> Transfer:
-    """Send the local file `path` to `dest` under the payload's root, resuming a broken earlier upload."""
-    path = Path(path)
-    start = time.monotonic()
-    try:
-        size, sha = path.stat().st_size, sha256_file(path)
-    except OSError as exc:
-        raise TransferError(f"cannot read {path}: {exc.strerror}") from None
-    offset = resumed_at = int(client.call("put_begin", dest=dest, size=size, sha256=sha)["offset"])
-    progress(offset, size)
-    chunk_size = ChunkSize(client, chunk)
-    while offset < size:
-        def put(length: int, retries: int | None) -> int:
-            piece = _pread(path, offset, length)
-            return int(client.call("put_chunk", retries=retries, sha256=sha, offset=offset, data=piece,
-                                   crc=crc32c(piece))["offset"])
-
-        done = chunk_size.call(size - offset, put)
-        progress(done - offset, size)
-        offset = done
-    client.call("put_end", sha256=sha)
-    return Transfer(str(path), size, resumed_at, time.monotonic() - start)

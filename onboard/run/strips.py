@@ -9,28 +9,25 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from onboard.budget import BOARDS, Budget, FixedPower, Scheduler
+from onboard.contracts.product import NODATA, Product
+from onboard.contracts.tiling import TileGrid
 from onboard.errors import ModelError, SceneError
 from onboard.files import ensure_writable_dir
-from onboard.model import LoadedModel, load_model
-from onboard.preprocess import TilePreprocessor, band_positions
-from onboard.product import NODATA, Product
+from onboard.inference.model import LoadedModel
+from onboard.inference.preprocess import TilePreprocessor
+from onboard.inference.scoring import classify_tiles
+from onboard.inference.screening import CLOUD_BANDS, KEEP, REASONS, Screening, screen_tiles
 from onboard.progress import progress_bar
-from onboard.scene import Scene
-from onboard.screening import CLOUD_BANDS, KEEP, REASONS, Screening, screen_tiles
-from onboard.tiling import TileGrid
-
-if TYPE_CHECKING:  # the store is only handed in by the caller
-    from onboard.store import Store
-
-Clock = Callable[[], float]
-Progress = Callable[[int], None]
+from onboard.run.boards import BOARDS, BoardProfile
+from onboard.run.budget import Budget, FixedPower, Scheduler
+from onboard.run.plan import Clock, Journal, Plan, build_plan
+from onboard.scenes.scene import band_positions
 
 
 class StripSource(Protocol):
@@ -43,96 +40,6 @@ class StripSource(Protocol):
     footprint: dict | None
 
     def read_strip(self, band_index: Sequence[int], row0: int, out: np.ndarray) -> int: ...
-
-
-def iter_scores(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray,
-                staged: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """For each batch of the tiles of `data` at `origins`: its first index and the model's raw
-    output for it (quantized for an int8 model; see `dequantize`). `staged`, when given, holds
-    the tiles already pre-processed (one per origin), and is copied in instead."""
-    n = len(origins)
-    interp, batch = model.interpreter, model.batch
-    for start in range(0, n, batch):
-        k = min(batch, n - start)
-        buffer = interp.tensor(model.input_index)()
-        # The last batch repeats its last tile rather than re-allocating tensors.
-        if staged is not None:
-            buffer[:k] = staged[start:start + k]
-            buffer[k:] = staged[start + k - 1]
-        else:
-            chunk = origins[start:start + k]
-            if k < batch:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - k, axis=0)])
-            pre(data, chunk, buffer)
-        del buffer  # the interpreter refuses to run while a view of its memory is held
-        interp.invoke()
-        yield start, interp.get_tensor(model.output_index)[:k]
-
-
-def dequantize(model: LoadedModel, raw: np.ndarray) -> np.ndarray:
-    """Probabilities (float32) from the model's raw output."""
-    quant = model.manifest.output.quantization
-    if quant is None:
-        return raw.astype(np.float32, copy=False)
-    return (raw.astype(np.float32) - np.float32(quant.zero_point)) * np.float32(quant.scale)
-
-
-def classify_tiles(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray,
-                   progress: Progress | None = None, staged: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 class and confidence (probability x 255, uint8) of the tiles at `origins`."""
-    classes = np.empty(len(origins), dtype=np.uint8)
-    confidence = np.empty(len(origins), dtype=np.uint8)
-    for start, raw in iter_scores(model, pre, data, origins, staged):
-        k = len(raw)
-        top = raw.argmax(axis=1)  # dequantizing is monotonic: the top class is the same
-        prob = dequantize(model, raw[np.arange(k), top])
-        classes[start:start + k] = top
-        confidence[start:start + k] = np.clip(np.rint(prob * 255), 0, 255)
-        if progress:
-            progress(k)
-    return classes, confidence
-
-
-def score_tiles(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: np.ndarray) -> np.ndarray:
-    """Probabilities of every class for every tile at `origins` (for evaluation on the ground)."""
-    scores = np.empty((len(origins), len(model.manifest.classes)), dtype=np.float32)
-    for start, raw in iter_scores(model, pre, data, origins):
-        scores[start:start + len(raw)] = dequantize(model, raw)
-    return scores
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass
-class Plan:
-    """How a scene is run. `ladder` lists the models in order of preference: the first runs while
-    the budgets allow, each next (cheaper) twin takes over the tiles the one before could not
-    afford. `cascade` is a larger model re-classifying the tiles the ladder was unsure of
-    (confidence under `cascade_below`), as far as the budgets allow."""
-
-    ladder: list[LoadedModel]
-    cascade: LoadedModel | None = None
-    cascade_below: int = 128
-    screening: Screening | None = None
-    scheduler: Scheduler | None = None
-    store: "Store | None" = None
-    priority: int = 0
-    uncertain_below: int = 128
-    stride: tuple[int, int] | None = None  # between tiles, in pixels; less than the tile overlaps them
-    clock: Clock = time.perf_counter
-    now: Callable[[], datetime] = utc_now
-
-    @property
-    def models(self) -> list[LoadedModel]:
-        return [*self.ladder, *([self.cascade] if self.cascade else [])]
-
-    @property
-    def id(self) -> str:
-        """The id products and the journal know this plan by."""
-        ids = "|".join(m.manifest.id for m in self.ladder)
-        return ids + (f">{self.cascade.manifest.id}" if self.cascade else "")
 
 
 @dataclass
@@ -210,19 +117,19 @@ class _Prefetch:
 
 
 def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock | None = None,
-                   now: Callable[[], datetime] | None = None) -> Product:
+                   now: Callable[[], datetime] | None = None) -> Product | None:
     """Run `plan` (or one model) over every tile of `scene`, a strip of tiles at a time, and
     return the product. With a store in the plan, every strip is journaled and a scene killed
-    half-way resumes from its last committed tile."""
+    half-way resumes from its last committed tile. None when the plan's `stop` ended the scene
+    before its last strip (with a store, it resumes there)."""
     if isinstance(plan, LoadedModel):
         plan = Plan([plan])
     clock = clock or plan.clock
     now = now or plan.now
+    misfit = plan.misfit()
+    if misfit:
+        raise ModelError(misfit[1])
     first = plan.ladder[0].manifest
-    for m in plan.models[1:]:
-        if m.manifest.tile_shape != first.tile_shape or m.manifest.classes != first.classes:
-            raise ModelError(f"{m.manifest.id} does not share {first.id}'s tile size and classes: a ladder or "
-                             "cascade needs twins of one task")
     grid = TileGrid.covering(scene.shape, first.tile_shape, plan.stride)
     if min(grid.stride_rows, grid.stride_cols) < 1:
         raise SceneError(f"stride {plan.stride} must be at least one pixel")
@@ -292,8 +199,12 @@ def classify_scene(scene: StripSource, plan: Plan | LoadedModel, *, clock: Clock
             if plan.store:
                 _journal(plan.store, scene.id, plan.id, results, max(resume, base), end)
             bar.update(end - max(resume, base))
+            if plan.on_strip:
+                plan.on_strip(scene.id, end)
             if exhausted:
                 break
+            if plan.stop and end < len(grid) and plan.stop():
+                return None
     seconds = clock() - started
 
     skipped, skip_map = results.skipped()
@@ -342,7 +253,7 @@ def _run(model: LoadedModel, pre: TilePreprocessor, data: np.ndarray, origins: n
     results.skip[base + tiles] = 0
 
 
-def _journal(store: "Store", scene_id: str, plan_id: str, results: _Results, start: int, end: int) -> None:
+def _journal(store: Journal, scene_id: str, plan_id: str, results: _Results, start: int, end: int) -> None:
     """Commit tiles [start, end) as runs of classified and skipped tiles, in order."""
     for s, count, why in results.runs(start, end):
         if why is None:
@@ -354,20 +265,17 @@ def _journal(store: "Store", scene_id: str, plan_id: str, results: _Results, sta
 def run_scene(scene: StripSource, models: Path | Sequence[Path], out_dir: Path, *, threads: int = 1,
               batch: int = 256, interpreter: str = "auto", accelerator: str = "cpu", stride: int | None = None,
               cascade: Path | None = None, cascade_below: int = 128, budget: Budget | None = None,
-              screening: Screening | None = None, clock: Clock = time.perf_counter) -> tuple[Product, Path]:
+              board: BoardProfile = BOARDS["rpi-4"], screening: Screening | None = None,
+              clock: Clock = time.perf_counter) -> tuple[Product, Path]:
     """Classify `scene` and write the product into `out_dir` (checked before any work is done).
     `models` is one model, or a ladder of twins, best first; `cascade` re-classifies the tiles they
-    are unsure of; `budget` bounds the CPU-seconds and wall time of the scene (on mains power: no
-    energy limit); `screening` skips no-data, cloudy and out-of-region tiles first."""
+    are unsure of; `budget` bounds the CPU-seconds and wall time of the scene on `board` (on mains
+    power: no energy limit); `screening` skips no-data, cloudy and out-of-region tiles first."""
     out_dir = Path(out_dir)
     ensure_writable_dir(out_dir)
-
-    def load(path: Path) -> LoadedModel:
-        return load_model(path, threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator)
-
-    ladder = [load(p) for p in ([models] if isinstance(models, (str, Path)) else models)]
-    scheduler = None if budget is None else Scheduler(budget, BOARDS["rpi-4"], clock, time.process_time, FixedPower())
-    plan = Plan(ladder, cascade=load(cascade) if cascade else None, cascade_below=cascade_below,
-                screening=screening, scheduler=scheduler, stride=(stride, stride) if stride else None, clock=clock)
+    scheduler = None if budget is None else Scheduler(budget, board, clock, time.process_time, FixedPower())
+    plan = build_plan([models] if isinstance(models, (str, Path)) else models, cascade=cascade,
+                      cascade_below=cascade_below, threads=threads, batch=batch, interpreter=interpreter,
+                      accelerator=accelerator, screening=screening, scheduler=scheduler, stride=stride, clock=clock)
     product = classify_scene(scene, plan, clock=clock)
     return product, product.write(out_dir / product.file_name)

@@ -1,5 +1,5 @@
 """In-memory scenes: a (band, row, col) array with band names, read a strip at a time like a
-raster on disk (onboard.raster). Scene files are opened with `onboard.raster.open_raster`."""
+raster on disk (onboard.scenes.raster). Scene files are opened with `onboard.scenes.reader.open_raster`."""
 
 from __future__ import annotations
 
@@ -61,3 +61,15 @@ def parse_bands(text: str | None) -> tuple[str, ...] | None:
     if not names:
         raise SceneError("--bands needs a comma-separated list of band names, e.g. B02,B03,B04,B08")
     return names
+
+
+def band_positions(available: Sequence[str], needed: Sequence[str], source: str) -> list[int]:
+    """Positions of the `needed` bands among the `available` ones, matched by name; refuses a
+    source lacking one."""
+    missing = [b for b in needed if b not in available]
+    if missing:
+        raise SceneError(
+            f"scene {source} lacks band(s) {','.join(missing)} that the model needs "
+            f"(scene has {','.join(available)})"
+        )
+    return [list(available).index(b) for b in needed]

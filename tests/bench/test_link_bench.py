@@ -11,9 +11,10 @@ import threading
 
 import pytest
 
-from onboard import transfer
-from onboard.link import Client, Endpoint
-from onboard.transfer import FileService
+from hil.link import transfer
+from hil.link.client import Client
+from onboard.link.endpoint import Endpoint
+from onboard.link.files import FileService
 from tests.linesim import Faults, LineSim
 
 BAUD = 115200

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from onboard import _native
-from onboard.tiling import TileGrid
+from onboard.contracts.tiling import TileGrid
 from tests import reference
 
 TILE = 32
