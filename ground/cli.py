@@ -197,8 +197,8 @@ def evaluate(data: Path, model_path: Path, keras_path: Path | None, split_name: 
     manifest = read_manifest(sidecar_path(model_path))
     from ground.evaluate import card_path, evaluate as run_evaluation, evaluation_path, model_card
     from ground.pipeline import split
-    from ground.train import check_bands, load_keras, predict
     from ground.record import ModelRecord
+    from ground.train import check_bands, load_keras, predict
     from onboard.files import write_verified
 
     part = dict(zip(("train", "val", "test"), split(patches, int(manifest.training.get("split_seed", 0)))))[split_name]
@@ -360,8 +360,8 @@ def downlink() -> None:
 def packetize(products: tuple[Path, ...], out: Path, max_data: int) -> None:
     """Cut PRODUCTS into CCSDS Space Packets (133.0-B-2), one APID per product type."""
     from onboard.contracts.ccsds import Packetizer
-    from onboard.files import write_verified
     from onboard.contracts.product import read_product
+    from onboard.files import write_verified
 
     packetizer, packets = Packetizer(max_data), []
     for path in products:
@@ -378,9 +378,9 @@ def reassemble(stream: Path, out_dir: Path) -> None:
     """Rebuild products from a CCSDS packet stream, reporting any that are missing or incomplete
     (exit 1 if any)."""
     from onboard.contracts.ccsds import reassemble as rebuild
+    from onboard.contracts.product import decode_product
     from onboard.errors import ProductError
     from onboard.files import ensure_writable_dir, write_verified
-    from onboard.contracts.product import decode_product
 
     try:
         data = stream.read_bytes()

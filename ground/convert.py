@@ -13,18 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ground.tf import keras, quiet_stderr, tf
+from ground.metrics import agreement, top1_accuracy
 from ground.patches import MULTI_LABEL, DatasetError, PatchSet
 from ground.record import ModelRecord
-from ground.metrics import agreement, top1_accuracy
+from ground.tf import keras, quiet_stderr, tf
 from ground.train import normalize, predict
-from onboard.files import ensure_writable_dir, write_verified
 from onboard.contracts.manifest import EMBEDDED_NAME, Accuracy, Manifest, Quantization, TensorSpec, sidecar_path
+from onboard.files import ensure_writable_dir, write_verified
 from onboard.inference.model import interpreter_class, load_model
 from onboard.inference.preprocess import TilePreprocessor
 from onboard.inference.scoring import score_tiles
-from onboard.scenes.scene import Scene
 from onboard.inference.tflite_file import with_metadata
+from onboard.scenes.scene import Scene
 
 REPRESENTATIVE_SAMPLES = 256
 

@@ -10,8 +10,8 @@ import click
 import numpy as np
 
 from ground.downlink import Link, format_bytes, format_seconds
-from ground.prune import PruneSpec
 from ground.pipeline import convert_model, prune_model, train_model
+from ground.prune import PruneSpec
 from ground.render import scene_and_class_map
 from ground.scenes import spyndex_sentinel2
 from ground.synthetic import generate_patches

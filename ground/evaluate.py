@@ -13,9 +13,9 @@ import numpy as np
 from ground.metrics import (agreement, confusion, mean_average_precision, multilabel_f1, per_class_f1,
                             top1_accuracy)
 from ground.patches import MULTI_LABEL, PatchSet
-from onboard.inference.bench import BenchResult, benchmark
-from onboard.files import write_verified
 from onboard.contracts.manifest import Manifest, read_manifest, sidecar_path
+from onboard.files import write_verified
+from onboard.inference.bench import BenchResult, benchmark
 
 
 @dataclass

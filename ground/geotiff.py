@@ -8,8 +8,8 @@ from pathlib import Path
 
 import tifffile
 
-from onboard.files import write_verified
 from onboard.contracts.product import NODATA, Product
+from onboard.files import write_verified
 
 # GeoTIFF tags and keys (GeoTIFF 1.1, OGC 19-008r4).
 MODEL_PIXEL_SCALE, MODEL_TIEPOINT, GEO_KEY_DIRECTORY, GDAL_NODATA = 33550, 33922, 34735, 42113

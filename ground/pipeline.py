@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ground.tf import keras
 from ground.architectures import build
 from ground.convert import write_tflite
 from ground.distill import distillation_objective
@@ -14,6 +13,7 @@ from ground.patches import MULTI_LABEL, DatasetError, PatchSet
 from ground.prune import PruneSpec, prune
 from ground.qat import quantization_aware
 from ground.record import ModelRecord
+from ground.tf import keras
 from ground.train import SPLIT, TrainConfig, check_bands, fit, load_keras
 from onboard.contracts.manifest import Manifest
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ground.patches import SINGLE_LABEL, DatasetError
-from onboard.files import write_verified
 from onboard.contracts.manifest import sidecar_path
+from onboard.files import write_verified
 
 
 @dataclass

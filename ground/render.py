@@ -14,10 +14,9 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
-from onboard.files import write_verified  # noqa: E402
-from onboard.scenes.scene import band_positions  # noqa: E402
 from onboard.contracts.product import NODATA, Product  # noqa: E402
-from onboard.scenes.scene import Scene  # noqa: E402
+from onboard.files import write_verified  # noqa: E402
+from onboard.scenes.scene import Scene, band_positions  # noqa: E402
 
 # Colours by class name, so every picture of a class looks the same.
 CLASS_COLOURS = {

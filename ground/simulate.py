@@ -32,10 +32,10 @@ from sgp4.api import SGP4_ERRORS, Satrec, jday
 from sgp4.conveniences import sat_epoch_datetime
 
 from ground.downlink import Link, format_bytes, format_seconds, parse_link
-from onboard.run.boards import BOARDS, BoardProfile
+from onboard.contracts.tiling import TileGrid
 from onboard.errors import OrbitliteError
 from onboard.files import write_verified
-from onboard.contracts.tiling import TileGrid
+from onboard.run.boards import BOARDS, BoardProfile
 
 
 class SimulationError(OrbitliteError):

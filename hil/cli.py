@@ -14,14 +14,14 @@ from pathlib import Path
 import click
 
 from hil.link import transfer
-from onboard.contracts import bundle
-from onboard.inference.bench import benchmark
-from onboard.files import ensure_writable_dir, write_verified
 from hil.link.client import Client
+from onboard.contracts import bundle
+from onboard.contracts.product import NODATA, product_file_name, read_product
+from onboard.files import ensure_writable_dir, write_verified
+from onboard.inference.bench import benchmark
+from onboard.link.files import DEFAULT_CHUNK, MAX_CHUNK, MIN_CHUNK
 from onboard.link.port import open_port
 from onboard.link.sealing import new_key, read_key
-from onboard.contracts.product import NODATA, product_file_name, read_product
-from onboard.link.files import DEFAULT_CHUNK, MAX_CHUNK, MIN_CHUNK
 
 
 @click.group()

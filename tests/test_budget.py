@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from onboard.errors import BudgetError
+from onboard.inference.screening import CLOUD, KEEP, NODATA, OUTSIDE, Screening, screen_tiles
 from onboard.run.boards import BOARDS, BoardProfile
 from onboard.run.budget import CPU, DEADLINE, ECLIPSE, RESERVE, Budget, FixedPower, PowerState, Scheduler
-from onboard.inference.screening import CLOUD, KEEP, NODATA, OUTSIDE, Screening, screen_tiles
 
 
 class Clock:

@@ -8,10 +8,10 @@ import msgpack
 import numpy as np
 import pytest
 
-from onboard.errors import ManifestError, ProductError
 from onboard.contracts.manifest import Accuracy, Manifest, Quantization, TensorSpec, read_manifest, sidecar_path
 from onboard.contracts.product import NODATA, Product, decode_product, read_product
 from onboard.contracts.tiling import TileGrid
+from onboard.errors import ManifestError, ProductError
 
 
 def _manifest(**change) -> Manifest:

@@ -22,16 +22,14 @@ import crc32c as crc32c_pkg
 import pytest
 from cobs import cobs as cobs_pkg
 
-from hil.link.transfer import download, upload
-from onboard.link.files import STAGING
-from onboard._native import cobs_decode, cobs_encode, crc32c
-from onboard.link.framing import CRC, HEADER, MAX_ENCODED, MAX_PAYLOAD, Frame, FrameDecoder, FrameType
 from hil.link.client import Client
-from onboard.errors import CommandRefused, LinkError
+from hil.link.transfer import download, upload
+from onboard._native import cobs_decode, cobs_encode, crc32c
+from onboard.errors import CommandRefused, LinkError, TransferError
 from onboard.link.endpoint import Endpoint
+from onboard.link.files import STAGING, FileService, PartialFile
+from onboard.link.framing import CRC, HEADER, MAX_ENCODED, MAX_PAYLOAD, Frame, FrameDecoder, FrameType
 from onboard.link.sealing import unseal
-from onboard.errors import TransferError
-from onboard.link.files import FileService, PartialFile
 from tests.linesim import Faults, LineSim
 
 KEY = bytes(range(32))

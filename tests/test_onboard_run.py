@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from onboard.contracts.product import read_product
+from onboard.contracts.tiling import TileGrid
 from onboard.inference.model import load_model
 from onboard.inference.preprocess import TilePreprocessor
-from onboard.contracts.product import read_product
 from onboard.run.strips import classify_scene
 from onboard.scenes.scene import Scene
-from onboard.contracts.tiling import TileGrid
 from tests import reference
 from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, orbitlite
 

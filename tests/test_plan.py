@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from onboard.contracts.product import NODATA, decode_product
+from onboard.inference.model import load_model
+from onboard.inference.screening import Screening
 from onboard.run.boards import BOARDS
 from onboard.run.budget import DEADLINE, Budget, FixedPower, PowerState, Scheduler
-from onboard.inference.model import load_model
-from onboard.contracts.product import NODATA, decode_product
 from onboard.run.plan import Plan
 from onboard.run.strips import classify_scene
 from onboard.scenes.scene import Scene
-from onboard.inference.screening import Screening
 
 BANDS = ("B02", "B03", "B04", "B08")
 
@@ -130,9 +130,9 @@ def test_cascade_reclassifies_unsure_tiles(ground_models, big_model, spyndex_sce
 
 
 def test_overlapping_tiles_stream_like_a_whole_scene(ground_models, spyndex_scene):
+    from onboard.contracts.tiling import TileGrid
     from onboard.inference.preprocess import TilePreprocessor
     from onboard.inference.scoring import classify_tiles
-    from onboard.contracts.tiling import TileGrid
 
     model = load_model(ground_models["tflite"], batch=8)
     product = classify_scene(Scene("s", spyndex_scene, BANDS), Plan([model], stride=(16, 16)), clock=lambda: 0.0)

@@ -18,8 +18,8 @@ import tifffile
 from ground.patches import DatasetError
 from ground.synthetic import CLASSES, S2_BANDS, SCENE_SOURCE, SIGNATURES, write_synthetic_scene
 from onboard import _native
-from onboard.scenes import geotiff as raster_module
 from onboard.errors import SceneError
+from onboard.scenes import geotiff as raster_module
 from onboard.scenes.reader import open_raster
 from tests.conftest import ROOT, shared
 

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from onboard.inference.model import load_model
 from onboard.contracts.product import decode_product
+from onboard.inference.model import load_model
 from onboard.run.plan import Plan
 from onboard.run.strips import classify_scene
 from onboard.scenes.scene import Scene

@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from onboard.inference.model import load_model
 from onboard.contracts.product import Product, decode_product
+from onboard.inference.model import load_model
+from onboard.inference.screening import Screening
 from onboard.run.plan import Plan
 from onboard.run.strips import classify_scene
 from onboard.scenes.scene import Scene
-from onboard.inference.screening import Screening
 from onboard.service.config import load_config
 from onboard.service.loop import Service
 from onboard.service.telemetry import Telemetry

@@ -16,8 +16,8 @@ from ground.simulate import (
     DEFAULT_ORBIT, Config, Geometry, ImagingPlan, LinkPlan, Orbit, PowerPlan, Processing, SimulationError, find_passes,
     geometry, load_config, report, run_mode, simulate, tle_checksum,
 )
-from onboard.run.boards import BoardProfile
 from onboard.errors import OrbitliteError
+from onboard.run.boards import BoardProfile
 from tests.conftest import assert_one_line_error, orbitlite
 
 ANY_GROUND = ImagingPlan(over="any")  # no land mask: keeps the in-process tests fast

@@ -17,10 +17,10 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from onboard.errors import QuotaError, StoreError
 from onboard.contracts.product import NODATA, Product
-from onboard.store.store import SceneState, SkippedRun, Store, StoreConfig
 from onboard.contracts.tiling import TileGrid
+from onboard.errors import QuotaError, StoreError
+from onboard.store.store import SceneState, SkippedRun, Store, StoreConfig
 
 BIG = StoreConfig(capacity_bytes=1 << 30)
 

@@ -11,9 +11,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from onboard.contracts.tiling import TileGrid
 from onboard.errors import ProductError
 from onboard.files import write_verified
-from onboard.contracts.tiling import TileGrid
 
 SCHEMA = "orbitlite/product"
 VERSION = 1

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from onboard.errors import ManifestError, ModelError
 from onboard.contracts.manifest import EMBEDDED_NAME, Manifest, Quantization, read_manifest, sidecar_path
+from onboard.errors import ManifestError, ModelError
 from onboard.inference.tflite_file import metadata
 
 

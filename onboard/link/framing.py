@@ -7,7 +7,7 @@ cannot take the frame down with it; the empty run between two frames' delimiters
 
     version u8 | type u8 | sequence u16 | payload length u16 | payload | CRC-32C u32
 
-big-endian, the CRC over everything before it. The payload is msgpack (see onboard/link.py).
+big-endian, the CRC over everything before it. The payload is msgpack (see onboard/link/sealing.py).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def open_raster(path: Path, bands: Sequence[str] | None = None) -> Raster:
     if suffix == ".jp2":
         raise SceneError(f"scene {path} is JPEG 2000, which the board cannot read without GDAL or glymur: {JP2_FIX}")
     if sidecar_path(path).is_file():
-        return with_bands(ArrayFileRaster.fromsidecar_path(path), bands, named=True)
+        return with_bands(ArrayFileRaster.from_sidecar(path), bands, named=True)
     raise SceneError(
         f"scene {path}: unsupported format {suffix!r} (supported: .npy, GeoTIFF .tif/.tiff, a folder of "
         f"per-band GeoTIFFs, or a raw (band, row, col) file described by {sidecar_path(path).name})"

@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from onboard.errors import QuotaError, StoreError
 from onboard.contracts.product import NODATA
+from onboard.errors import QuotaError, StoreError
 
 SCHEMA_VERSION = 1
 DROP_LOG_KEEP = 1000  # drop and refusal records kept for telemetry; the counters keep the totals

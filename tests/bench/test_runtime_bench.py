@@ -10,11 +10,11 @@ import time
 
 import numpy as np
 
+from onboard.contracts.tiling import TileGrid
 from onboard.inference.model import load_model
 from onboard.inference.preprocess import TilePreprocessor
-from onboard.scenes.reader import open_raster
 from onboard.run.strips import run_scene
-from onboard.contracts.tiling import TileGrid
+from onboard.scenes.reader import open_raster
 
 BANDS = ("B02", "B03", "B04", "B08")
 
@@ -60,8 +60,8 @@ def test_onboard_run_keeps_up_with_a_bare_interpreter_loop(ground_models, spynde
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from onboard.scenes.reader import open_raster
     from onboard.run.strips import run_scene
+    from onboard.scenes.reader import open_raster
     t0 = time.perf_counter()
     with open_raster(sys.argv[1], sys.argv[4].split(",")) as r:
         product, _ = run_scene(r, sys.argv[2], sys.argv[3], threads=1, batch=256)
