@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ground.simulate import (
-    DEFAULT_ORBIT, Config, Geometry, ImagingPlan, LinkPlan, Orbit, PowerPlan, Processing, SimulationError, find_passes,
-    geometry, load_config, report, run_mode, simulate, tle_checksum,
-)
+from ground.errors import SimulationError
+from ground.simulator.config import DEFAULT_ORBIT, Config, ImagingPlan, LinkPlan, PowerPlan, Processing, load_config
+from ground.simulator.geometry import Geometry, geometry
+from ground.simulator.orbit import Orbit, find_passes, tle_checksum
+from ground.simulator.payload import run_mode, simulate
+from ground.simulator.report import report
 from onboard.budget import BoardProfile
 from onboard.errors import OrbitliteError
 from tests.conftest import assert_one_line_error, orbitlite
