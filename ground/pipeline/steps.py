@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from ground.tf import keras
-from ground.training.architectures import build
 from ground.conversion.convert import write_tflite
 from ground.conversion.evaluate import Evaluation, card_path, evaluate, evaluation_path, model_card
-from ground.training.distill import distillation_objective
 from ground.datasets.patches import MULTI_LABEL, PatchSet
 from ground.errors import TrainingError
+from ground.training.architectures import build
+from ground.training.distill import distillation_objective
 from ground.training.prune import PruneSpec, prune
 from ground.training.qat import quantization_aware
 from ground.training.record import ModelRecord

@@ -12,9 +12,9 @@ import click
 
 from ground.conversion.evaluate import Evaluation, evaluate, evaluation_path
 from ground.datasets.patches import PatchSet
+from ground.downlink.render import pareto
 from ground.pipeline.steps import convert_model, distill_model, prune_model, split, train_model
 from ground.training.prune import PruneSpec
-from ground.downlink.render import pareto
 from ground.training.train import TrainConfig
 from onboard.files import ensure_writable_dir, write_verified
 
