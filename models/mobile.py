@@ -53,7 +53,7 @@ class MobileConfig:
 def build_mobile(input_shape: tuple[int, int, int], n_classes: int, config: MobileConfig = MobileConfig(),
                  head: str = "softmax") -> keras.Model:
     """The batch stays open for training and CPU inference; the Edge TPU needs it fixed at 1,
-    which the `edgetpu` conversion profile (ground.convert) does."""
+    which the `edgetpu` conversion profile (ground.conversion.convert) does."""
     check_task(input_shape, n_classes, head)
     keras.utils.set_random_seed(config.seed)
     x = inputs = keras.Input(input_shape, name="tiles")

@@ -11,14 +11,14 @@ from onboard.errors import OrbitliteError
 
 # name -> "module:attribute"
 SUBCOMMANDS = {
-    "demo": "ground.cli:demo",
-    "ground": "ground.cli:ground",
+    "demo": "ground.cli.demo:demo",
+    "ground": "ground.cli.ground:ground",
     "onboard": "onboard.cli:onboard",
-    "downlink": "ground.cli:downlink",
+    "downlink": "ground.cli.downlink:downlink",
     "hil": "hil.cli:hil",
 }
 GROUND_MODULES = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "matplotlib", "spyndex", "sgp4",
-                  "global_land_mask"}
+                  "global_land_mask", "skyfield", "skyfield_data"}
 
 
 class LazyGroup(click.Group):

@@ -10,15 +10,16 @@ import pytest
 from PIL import Image
 
 import ground  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from ground.convert import PROFILES, write_tflite
-from ground.metrics import average_precision, confusion, mean_average_precision, multilabel_f1, per_class_f1
-from ground.patches import DatasetError, load_patches
-from ground.pipeline import distill_model, new_model, qat_model, split
-from ground.preflight import preflight
-from ground.prune import PruneSpec, measured_sparsity, prune
-from ground.record import ModelRecord
+from ground.conversion.convert import PROFILES, write_tflite
+from ground.conversion.metrics import average_precision, confusion, mean_average_precision, multilabel_f1, per_class_f1
+from ground.datasets.patches import load_patches
+from ground.errors import PruningError, TrainingError
+from ground.pipeline.steps import distill_model, new_model, qat_model, split
+from ground.conversion.preflight import preflight
+from ground.training.prune import PruneSpec, measured_sparsity, prune
+from ground.training.record import ModelRecord
 from ground.tf import keras
-from ground.train import TrainConfig, load_keras
+from ground.training.train import TrainConfig, load_keras
 from onboard.inference.model import load_model
 from onboard.inference.tflite_file import read_graph
 from tests.conftest import assert_one_line_error, orbitlite
@@ -79,7 +80,7 @@ def test_constant_schedule_reaches_its_target(ground_models, data):
 def test_xnnpack_pruning_refuses_a_model_its_kernels_cannot_use(ground_models, data):
     _, train, val, _ = data
     model, record = load_keras(ground_models["keras"]), ModelRecord.load(ground_models["keras"])
-    with pytest.raises(DatasetError, match="cannot be pruned for XNNPACK"):
+    with pytest.raises(PruningError, match="cannot be pruned for XNNPACK"):
         prune(model, record, train, val, PruneSpec(method="xnnpack"), _short())
 
 
@@ -96,7 +97,7 @@ def _xnnpack_shaped_model() -> keras.Model:
 
 
 def test_xnnpack_pruning_and_preflight_on_an_eligible_model(tmp_path):
-    from ground.synthetic import generate_patches
+    from ground.datasets.synthetic import generate_patches
 
     patches = generate_patches(30, size=32, bands=("B04", "B03", "B02"), seed=1)
     train, val, test = split(patches, 0)
@@ -155,7 +156,7 @@ def test_distillation_trains_a_student(ground_models, data, tmp_path):
 
 def test_quantization_aware_training_round_trips_and_converts(ground_models, data, tmp_path):
     patches, train, _, test = data
-    with pytest.raises(DatasetError, match=r"\*\.h5"):
+    with pytest.raises(TrainingError, match=r"\*\.h5"):
         qat_model(patches, ground_models["keras"], tmp_path / "q.keras", _short(1))
     _, record, entry = qat_model(patches, ground_models["keras"], tmp_path / "q.h5", _short(1))
     assert entry["stage"] == "qat"

@@ -16,15 +16,16 @@ import scipy.io
 import tifffile
 from PIL import Image
 
-from ground.datasets import DATASETS, Dataset
 from ground.datasets import so2sat as so2sat_module
-from ground.datasets.base import SPLIT_FRACTIONS, SPLITS
+from ground.datasets.base import SPLIT_FRACTIONS, SPLITS, Dataset
 from ground.datasets.bigearthnet import CLC_43_TO_19, LABELS_19, LABELS_43, resample
 from ground.datasets.eurosat import CLASSES as EUROSAT_CLASSES
 from ground.datasets.geotiff import read_geotiff
 from ground.datasets.inspect import band_statistics, inspect_dataset
 from ground.datasets.so2sat import LCZ_CLASSES, S1_CHANNELS, S2_BANDS as SO2SAT_S2
-from ground.patches import MULTI_LABEL, SINGLE_LABEL, DatasetError, PatchSet, split_indices
+from ground.datasets.patches import MULTI_LABEL, SINGLE_LABEL, PatchSet, split_indices
+from ground.datasets.registry import DATASETS
+from ground.errors import DatasetError
 from tests.conftest import shared
 
 BEN_EXAMPLES = "bigearthnet/bigearthnet-common_v1_examples/BigEarthNet-S2-Example"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ground.downlink import LINKS, format_bytes, format_seconds, parse_link
+from ground.downlink.link import LINKS, format_bytes, format_seconds, parse_link
 from onboard.errors import OrbitliteError
 from tests.conftest import assert_one_line_error, orbitlite, run_onboard
 

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ground.patches import DatasetError, PatchSet, load_patches
-from ground.synthetic import CLASSES, S2_BANDS, SIGNATURES, generate_patches
+from ground.datasets.patches import PatchSet, load_patches
+from ground.errors import ArchitectureError, DatasetError
+from ground.datasets.synthetic import CLASSES, S2_BANDS, SIGNATURES, generate_patches
 from onboard.contracts.manifest import read_manifest
 from onboard.inference.model import load_model
 from tests.conftest import assert_one_line_error, orbitlite
@@ -105,15 +106,15 @@ def test_ground_commands_have_help(command):
 
 
 def test_architecture_overrides_are_typed_from_the_config():
-    from ground.architectures import parse_overrides
+    from ground.training.architectures import parse_overrides
 
     assert parse_overrides("cnn-l", ["dropout=0.25", "activation=tanh"]) == {"dropout": 0.25, "activation": "tanh"}
     assert parse_overrides("wrn-eca", ["phi=1"]) == {"phi": 1}
     assert parse_overrides("nas-cell", ["ops=[\"input\",\"conv3x3-bn-relu\",\"output\"]"])["ops"] == (
         "input", "conv3x3-bn-relu", "output")
-    with pytest.raises(DatasetError, match="key one of"):
+    with pytest.raises(ArchitectureError, match="key one of"):
         parse_overrides("mobile", ["depth=3"])
-    with pytest.raises(DatasetError, match="phi=one"):
+    with pytest.raises(ArchitectureError, match="phi=one"):
         parse_overrides("wrn-eca", ["phi=one"])
 
 

@@ -13,11 +13,11 @@ import pytest
 
 import ground  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 from ai_edge_litert.interpreter import Interpreter
-from ground.convert import convert
-from ground.patches import PatchSet
-from ground.record import ModelRecord
+from ground.conversion.convert import convert
+from ground.datasets.patches import PatchSet
+from ground.training.record import ModelRecord
 from ground.tf import keras
-from ground.train import normalize
+from ground.training.train import normalize
 from models import FAMILIES
 from models.edgetpu import EDGETPU_OPS, check_edgetpu
 from models.mobile import MobileConfig, build_mobile

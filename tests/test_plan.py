@@ -43,8 +43,8 @@ def _costed(path, time: FakeTime, seconds_per_tile: float, batch: int = 16):
 def big_model(ground_models, tmp_path_factory):
     """The unpruned model of the ground fixture, as fp32: a different, 'larger' twin."""
     import ground  # noqa: F401
-    from ground.patches import load_patches
-    from ground.pipeline import convert_model
+    from ground.datasets.patches import load_patches
+    from ground.pipeline.steps import convert_model
 
     out = tmp_path_factory.mktemp("big") / "big.tflite"
     convert_model(load_patches(ground_models["patches"]), ground_models["keras"], out, "big", "fp32")

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from ground.patches import DatasetError
-from ground.synthetic import CLASSES, S2_BANDS, SCENE_SOURCE, SIGNATURES, write_synthetic_scene
+from ground.errors import DatasetError
+from ground.datasets.synthetic import CLASSES, S2_BANDS, SCENE_SOURCE, SIGNATURES, write_synthetic_scene
 from onboard import _native
-from onboard.errors import SceneError
 from onboard.scenes import geotiff as raster_module
+from onboard.errors import SceneError
 from onboard.scenes.reader import open_raster
 from tests.conftest import ROOT, shared
 
@@ -385,12 +385,12 @@ def child_peak_rss_mb(code: str) -> tuple[float, str]:
 def test_streaming_a_large_npy_keeps_rss_far_below_its_size(tmp_path):
     path = tmp_path / "synthetic.npy"
     writer_mb, _ = child_peak_rss_mb(
-        "from ground.synthetic import write_synthetic_scene\n"
+        "from ground.datasets.synthetic import write_synthetic_scene\n"
         f"write_synthetic_scene({str(path)!r}, rows=4000, cols=4000, seed=1, workers=1)")
     size_mb = path.stat().st_size / 2**20
     assert size_mb > 396  # 13 x 4000 x 4000 x 2 bytes
     reader_mb, checksum = child_peak_rss_mb(
-        "import numpy as np\nfrom onboard.scenes.reader import open_raster\nfrom ground.synthetic import S2_BANDS\n"
+        "import numpy as np\nfrom onboard.scenes.reader import open_raster\nfrom ground.datasets.synthetic import S2_BANDS\n"
         f"with open_raster({str(path)!r}, S2_BANDS) as r:\n"
         "    out = np.empty((13, 256, 4000), np.uint16)\n"
         "    row, total = 0, 0\n"

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ground.simulate import (
-    DEFAULT_ORBIT, Config, Geometry, ImagingPlan, LinkPlan, Orbit, PowerPlan, Processing, SimulationError, find_passes,
-    geometry, load_config, report, run_mode, simulate, tle_checksum,
-)
-from onboard.errors import OrbitliteError
+from ground.errors import SimulationError
+from ground.simulator.config import DEFAULT_ORBIT, Config, ImagingPlan, LinkPlan, PowerPlan, Processing, load_config
+from ground.simulator.geometry import Geometry, geometry
+from ground.simulator.orbit import Orbit, find_passes, ground_track, tle_checksum
+from ground.simulator.payload import run_mode, simulate
+from ground.simulator.report import report
 from onboard.run.boards import BoardProfile
+from onboard.errors import OrbitliteError
 from tests.conftest import assert_one_line_error, orbitlite
 
 ANY_GROUND = ImagingPlan(over="any")  # no land mask: keeps the in-process tests fast
@@ -91,6 +93,28 @@ def test_eclipse_is_plausible_and_once_per_orbit():
     # the same orbit turned to a dawn-dusk one (ascending node at 18:00) sees no eclipse then
     dawn_dusk = replace(config, orbit=_with_raan(config.orbit, math.degrees(config.orbit.satrec.nodeo) - 67.5))
     assert geometry(dawn_dusk, 1).eclipse_fraction == 0
+
+
+# The hand-written geometry skyfield replaced (Astronomical Almanac Sun, IAU 1982 sidereal time,
+# conical shadow of a spherical Earth), for the default orbit's first day on a 1 s grid: the
+# seconds of each entry into and exit from the shadow (half the Sun's disc hidden), and the Sun's
+# elevation (deg) below the satellite every hour.
+OLD_ENTRIES = [4970, 11011, 17053, 23094, 29136, 35177, 41218, 47260, 53301, 59343, 65384, 71426, 77467, 83508]
+OLD_EXITS = [943, 6984, 13026, 19068, 25109, 31151, 37192, 43234, 49275, 55317, 61358, 67400, 73441, 79483, 85524]
+OLD_SUN_ELEVATION = [-65.652, 45.361, -15.37, -15.912, 46.047, -65.728, 51.237, -22.054, -9.231, 39.895, -63.733, 56.611,
+                     -28.675, -2.524, 33.517, -60.084, 61.184, -35.193, 4.195, 26.991, -55.308, 64.509, -41.555, 10.908]
+
+
+def test_sunlight_from_skyfield_matches_the_old_geometry():
+    # Agreed to 1 s and 0.01 deg when measured; 2 s and 0.02 deg leave room for the ephemeris.
+    config = Config(imaging=ANY_GROUND)
+    t = np.arange(0, 86400, 1.0)
+    track = ground_track(config.orbit, config.start_time, t)
+    lit = track.sunlit > 0.5
+    np.testing.assert_allclose(t[np.flatnonzero(lit[:-1] & ~lit[1:]) + 1], OLD_ENTRIES, atol=2.0)
+    np.testing.assert_allclose(t[np.flatnonzero(~lit[:-1] & lit[1:]) + 1], OLD_EXITS, atol=2.0)
+    np.testing.assert_allclose(track.sun_elevation_deg[::3600], OLD_SUN_ELEVATION, atol=0.02)
+    assert geometry(config, 1).eclipse_fraction == pytest.approx(0.33752, abs=0.0005)  # the old figure at 10 s steps
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from ground.synthetic import generate_patches
+from ground.datasets.synthetic import generate_patches
 from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY
 
 # Run in a fresh interpreter where importing TensorFlow (or Keras, or the ground side) fails,

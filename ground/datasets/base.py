@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Iterator, Sequence
 
-from ground.patches import SINGLE_LABEL, DatasetError, PatchSet
+from ground.datasets.patches import SINGLE_LABEL, PatchSet
+from ground.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)

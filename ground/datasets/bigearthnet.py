@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ground.datasets import register
 from ground.datasets.base import SPLIT_FRACTIONS, SPLITS, Dataset
 from ground.datasets.geotiff import read_geotiff
-from ground.patches import MULTI_LABEL, DatasetError, PatchSet, split_indices
+from ground.datasets.patches import MULTI_LABEL, PatchSet, split_indices
+from ground.errors import DatasetError
 
 BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 RESOLUTION_M = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
@@ -163,7 +163,6 @@ class _BigEarthNet(Dataset):
                 np.empty((n, len(self.classes)), dtype=np.uint8))
 
 
-@register
 class BigEarthNetS2(_BigEarthNet):
     """The archive's layout (BigEarthNet-S2-v1.0.tar.gz, or bigearthnet-common's examples): one
     folder per patch. With train.csv, val.csv and test.csv in root (the official lists), those
@@ -215,7 +214,6 @@ class BigEarthNetS2(_BigEarthNet):
         return PatchSet(x, y, self.bands, self.classes, self.source)
 
 
-@register
 class BigEarthNetS2Npz(_BigEarthNet):
     """BigEarthNet v1 patches packed in one npz, as in ../shared/data/bigearthnet/configilm_BENv1
     (converted from configilm's encoded sample): arrays '<patch>/<band>' at native size, a labels

@@ -10,10 +10,9 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from ground.datasets import register
 from ground.datasets.base import SPLIT_FRACTIONS, SPLITS, Dataset
 from ground.datasets.geotiff import read_geotiff
-from ground.patches import PatchSet, split_indices
+from ground.datasets.patches import PatchSet, split_indices
 
 CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
            "Residential", "River", "SeaLake")
@@ -62,7 +61,6 @@ class _EuroSAT(Dataset):
         """One patch, SIZE x SIZE x all_bands, in `dtype`."""
 
 
-@register
 class EuroSATMS(_EuroSAT):
     name = "eurosat-ms"
     all_bands = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
@@ -80,7 +78,6 @@ class EuroSATMS(_EuroSAT):
         return data
 
 
-@register
 class EuroSATRGB(_EuroSAT):
     name = "eurosat-rgb"
     all_bands = ("B04", "B03", "B02")  # red, green, blue: the JPEG's channel order

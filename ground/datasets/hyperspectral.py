@@ -17,9 +17,9 @@ import numpy as np
 import scipy.io
 from scipy.io.matlab import MatReadError
 
-from ground.datasets import register
 from ground.datasets.base import SPLIT_FRACTIONS, SPLITS, Dataset
-from ground.patches import DatasetError, PatchSet, split_indices
+from ground.datasets.patches import PatchSet, split_indices
+from ground.errors import DatasetError
 
 
 def band_names(n: int) -> tuple[str, ...]:
@@ -104,7 +104,6 @@ class _Scene(Dataset):
         return PatchSet(x, labels[r, c] - 1, self.bands, self.classes, self.source)
 
 
-@register
 class IndianPines(_Scene):
     """AVIRIS over Indiana, 145 x 145 px at 20 m, 200 bands (the water-absorption bands removed)."""
 
@@ -119,7 +118,6 @@ class IndianPines(_Scene):
               "<root>/Indian_pines_gt.mat (indian_pines_gt, 145 x 145, 0 unlabelled, 1..16 the classes)")
 
 
-@register
 class PaviaUniversity(_Scene):
     """ROSIS over the University of Pavia, 610 x 340 px at 1.3 m, 103 bands."""
 

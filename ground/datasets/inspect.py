@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ground.datasets.base import Dataset
-from ground.patches import MULTI_LABEL, PatchSet
+from ground.datasets.patches import MULTI_LABEL, PatchSet
 
 
 @dataclass(frozen=True)

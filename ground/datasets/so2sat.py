@@ -9,9 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ground.datasets import register
 from ground.datasets.base import Dataset
-from ground.patches import PatchSet
+from ground.datasets.patches import PatchSet
 
 FILES = {"train": "training.h5", "val": "validation.h5", "test": "testing.h5"}
 # sen1, in file order: the unfiltered complex VH and VV (real, imaginary), the refined-Lee-filtered
@@ -31,7 +30,6 @@ SIZE = 32
 CHUNK = 1024  # patches read and converted from float64 at a time: bounds the extra memory to ~170 MB
 
 
-@register
 class So2SatLCZ42(Dataset):
     name = "so2sat-lcz42"
     all_bands = S1_CHANNELS + S2_BANDS

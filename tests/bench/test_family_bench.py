@@ -9,10 +9,10 @@ import time
 import pytest
 
 import ground  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from ground.convert import convert
-from ground.pipeline import new_model, split
-from ground.synthetic import generate_patches
-from ground.train import TrainConfig, fit
+from ground.conversion.convert import convert
+from ground.pipeline.steps import new_model, split
+from ground.datasets.synthetic import generate_patches
+from ground.training.train import TrainConfig, fit
 
 ARCHS = ["cnn-s", "cnn-l", "wrn-eca", "mobile", "nas-cell"]
 

@@ -73,7 +73,7 @@ CHILD = textwrap.dedent("""
 
 def test_full_sentinel2_tile_streams_in_pi_zero_memory(ground_models, tmp_path, record_property):
     import ground  # noqa: F401
-    from ground.synthetic import S2_BANDS, write_synthetic_scene
+    from ground.datasets.synthetic import S2_BANDS, write_synthetic_scene
 
     scene = tmp_path / "T33UUP-synthetic.npy"
     write_synthetic_scene(scene, 10980, 10980, S2_BANDS, seed=1)

@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ground.patches import SINGLE_LABEL, DatasetError
-from onboard.contracts.manifest import sidecar_path
+from ground.datasets.patches import SINGLE_LABEL
+from ground.errors import KerasModelError
 from onboard.files import write_verified
+from onboard.contracts.manifest import sidecar_path
 
 
 @dataclass
@@ -40,6 +41,6 @@ class ModelRecord:
             body["mean"], body["std"] = tuple(body["mean"]), tuple(body["std"])
             return cls(**body)
         except FileNotFoundError:
-            raise DatasetError(f"{path} not found: a Keras model needs the record `orbitlite ground train` writes beside it") from None
+            raise KerasModelError(f"{path} not found: a Keras model needs the record `orbitlite ground train` writes beside it") from None
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise DatasetError(f"{path} is not a model record: {exc}") from None
+            raise KerasModelError(f"{path} is not a model record: {exc}") from None

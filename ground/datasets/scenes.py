@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from ground.patches import DatasetError
+from ground.errors import DatasetError
 from onboard.scenes.scene import Scene
 
 SPYNDEX_BANDS = ("B02", "B03", "B04", "B08")

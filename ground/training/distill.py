@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ground.tf import keras, tf
-from ground.patches import MULTI_LABEL, PatchSet
-from ground.record import ModelRecord
-from ground.train import Objective, predict
+from ground.datasets.patches import MULTI_LABEL, PatchSet
+from ground.training.record import ModelRecord
+from ground.training.train import Objective, predict
 
 EPS = 1e-7
 

@@ -1,16 +1,19 @@
 """The architectures `ground train` and `ground distill` build, by name, with config overrides
-given as `key=value` strings (typed from the family's config dataclass)."""
+given as `key=value` strings (typed from the family's config dataclass). TensorFlow is loaded
+only by `build`, so the CLI can offer the names without it."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ground.tf import keras
-from ground.patches import DatasetError
+from ground.errors import ArchitectureError
 from models import FAMILIES
+
+if TYPE_CHECKING:
+    from ground.tf import keras
 
 # name -> (family, config fields it fixes)
 ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -28,7 +31,7 @@ def _convert(text: str, kind: Any, key: str) -> Any:
             return kind(text)
         return json.loads(text)  # tuples and nested lists, e.g. matrix=[[0,1],[0,0]]
     except ValueError as exc:
-        raise DatasetError(f"--set {key}={text}: {exc}") from None
+        raise ArchitectureError(f"--set {key}={text}: {exc}") from None
 
 
 def parse_overrides(arch: str, items: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -40,20 +43,30 @@ def parse_overrides(arch: str, items: tuple[str, ...] | list[str]) -> dict[str, 
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or key not in fields:
-            raise DatasetError(f"--set {item!r}: {arch} takes key=value with key one of {', '.join(sorted(fields))}")
+            raise ArchitectureError(f"--set {item!r}: {arch} takes key=value with key one of {', '.join(sorted(fields))}")
         value = _convert(text, hints[key], key)
         out[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value) if isinstance(value, list) else value
     return out
 
 
+def parse_architectures(text: str) -> list[str]:
+    """A comma-separated list of architecture names, each one known."""
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = [a for a in names if a not in ARCHITECTURES]
+    if unknown or not names:
+        raise ArchitectureError(f"--archs: unknown {', '.join(unknown) or 'none given'}; "
+                                f"choose from {', '.join(ARCHITECTURES)}")
+    return names
+
+
 def build(arch: str, input_shape: tuple[int, int, int], n_classes: int, head: str, overrides: dict[str, Any],
           seed: int) -> keras.Model:
     if arch not in ARCHITECTURES:
-        raise DatasetError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+        raise ArchitectureError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     family_name, fixed = ARCHITECTURES[arch]
     family = FAMILIES[family_name]
     try:
         config = family.config(**{"seed": seed, **overrides, **fixed})
         return family.build(tuple(int(s) for s in input_shape), n_classes, config, head=head)
     except (TypeError, ValueError) as exc:
-        raise DatasetError(f"{arch}: {exc}") from None
+        raise ArchitectureError(f"{arch}: {exc}") from None

@@ -13,18 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ground.metrics import agreement, top1_accuracy
-from ground.patches import MULTI_LABEL, DatasetError, PatchSet
-from ground.record import ModelRecord
 from ground.tf import keras, quiet_stderr, tf
-from ground.train import normalize, predict
-from onboard.contracts.manifest import EMBEDDED_NAME, Accuracy, Manifest, Quantization, TensorSpec, sidecar_path
+from ground.datasets.patches import MULTI_LABEL, PatchSet
+from ground.errors import ConversionError
+from ground.training.record import ModelRecord
+from ground.conversion.metrics import agreement, top1_accuracy
+from ground.training.train import normalize, predict
 from onboard.files import ensure_writable_dir, write_verified
+from onboard.contracts.manifest import EMBEDDED_NAME, Accuracy, Manifest, Quantization, TensorSpec, sidecar_path
 from onboard.inference.model import interpreter_class, load_model
 from onboard.inference.preprocess import TilePreprocessor
 from onboard.inference.scoring import score_tiles
-from onboard.inference.tflite_file import with_metadata
 from onboard.scenes.scene import Scene
+from onboard.inference.tflite_file import with_metadata
 
 REPRESENTATIVE_SAMPLES = 256
 
@@ -41,7 +42,7 @@ def convert(model: keras.Model, record: ModelRecord, representative: PatchSet, p
     """The TFLite flatbuffer of `model` under `profile` (see PROFILES). Integer profiles are
     calibrated on samples drawn across the whole training set (it is ordered by class)."""
     if profile not in PROFILES:
-        raise DatasetError(f"unknown conversion profile {profile!r}; choose from {', '.join(PROFILES)}")
+        raise ConversionError(f"unknown conversion profile {profile!r}; choose from {', '.join(PROFILES)}")
     if profile == "edgetpu":
         spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
         fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)

@@ -9,16 +9,16 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ground.downlink import Link, format_bytes, format_seconds
-from ground.pipeline import convert_model, prune_model, train_model
-from ground.prune import PruneSpec
-from ground.render import scene_and_class_map
-from ground.scenes import spyndex_sentinel2
-from ground.synthetic import generate_patches
-from ground.train import TrainConfig
+from ground.datasets.scenes import spyndex_sentinel2
+from ground.datasets.synthetic import generate_patches
+from ground.downlink.link import Link, format_bytes, format_seconds
+from ground.downlink.render import scene_and_class_map
+from ground.pipeline.steps import convert_model, prune_model, train_model
+from ground.training.prune import PruneSpec
+from ground.training.train import TrainConfig
 from onboard.files import ensure_writable_dir, write_verified
-from onboard.run.strips import run_scene
 from onboard.scenes.reader import open_raster
+from onboard.run.strips import run_scene
 
 
 def _step(text: str) -> None:

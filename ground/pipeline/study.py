@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from ground.evaluate import Evaluation, evaluate, evaluation_path
-from ground.patches import PatchSet
-from ground.pipeline import convert_model, distill_model, prune_model, split, train_model
-from ground.prune import PruneSpec
-from ground.render import pareto
-from ground.train import TrainConfig
+from ground.conversion.evaluate import Evaluation, evaluate, evaluation_path
+from ground.datasets.patches import PatchSet
+from ground.downlink.render import pareto
+from ground.pipeline.steps import convert_model, distill_model, prune_model, split, train_model
+from ground.training.prune import PruneSpec
+from ground.training.train import TrainConfig
 from onboard.files import ensure_writable_dir, write_verified
 
 

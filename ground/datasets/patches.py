@@ -9,12 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from onboard.errors import OrbitliteError
+from ground.errors import DatasetError
 from onboard.files import write_verified
-
-
-class DatasetError(OrbitliteError):
-    """A dataset that is missing, malformed or does not fit the task."""
 
 
 SINGLE_LABEL, MULTI_LABEL = "single-label", "multi-label"

@@ -11,8 +11,9 @@ import click
 import numpy as np
 
 from ground.tf import keras, tfmot
-from ground.patches import MULTI_LABEL, DatasetError, PatchSet
-from ground.record import ModelRecord
+from ground.datasets.patches import MULTI_LABEL, PatchSet
+from ground.errors import DatasetError, KerasModelError, TrainingError
+from ground.training.record import ModelRecord
 from onboard.progress import progress_bar
 
 # The split every ground step uses: train, validation, test.
@@ -74,7 +75,7 @@ class EpochProgress(keras.callbacks.Callback):
 def _optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     kinds = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}
     if config.optimizer not in kinds:
-        raise DatasetError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(kinds)}")
+        raise TrainingError(f"unknown optimizer {config.optimizer!r}; choose from {', '.join(kinds)}")
     kwargs: dict[str, Any] = {"learning_rate": config.learning_rate}
     if config.weight_decay:
         kwargs["weight_decay"] = config.weight_decay
@@ -127,5 +128,5 @@ def load_keras(path) -> keras.Model:
             # is a closure that cannot be reloaded.
             return keras.models.load_model(path, compile=False)
     except (OSError, ValueError, TypeError) as exc:
-        raise DatasetError(f"{path} is not a loadable Keras model: {exc}") from None
+        raise KerasModelError(f"{path} is not a loadable Keras model: {exc}") from None
 

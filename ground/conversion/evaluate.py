@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from ground.metrics import (agreement, confusion, mean_average_precision, multilabel_f1, per_class_f1,
+from ground.conversion.metrics import (agreement, confusion, mean_average_precision, multilabel_f1, per_class_f1,
                             top1_accuracy)
-from ground.patches import MULTI_LABEL, PatchSet
-from onboard.contracts.manifest import Manifest, read_manifest, sidecar_path
-from onboard.files import write_verified
+from ground.datasets.patches import MULTI_LABEL, PatchSet
+from ground.errors import EvaluationError
 from onboard.inference.bench import BenchResult, benchmark
+from onboard.files import write_verified
+from onboard.contracts.manifest import Manifest, read_manifest, sidecar_path
 
 
 @dataclass
@@ -46,9 +47,25 @@ def card_path(model_path: Path) -> Path:
     return Path(f"{model_path}.md")
 
 
+def pareto_points(models: list[Path]) -> tuple[list[tuple[str, float, float, float]], str]:
+    """(model, first metric, size, host latency) of each evaluated model, from the evaluation
+    written beside it, and the first model's metric name."""
+    points, metric = [], None
+    for m in models:
+        try:
+            ev = json.loads(evaluation_path(m).read_text())
+        except (OSError, ValueError):
+            raise EvaluationError(f"{evaluation_path(m)} not found or unreadable: run `orbitlite ground evaluate` "
+                                  f"on {m}") from None
+        name, value = next(iter(ev["metrics"].items()))
+        metric = metric or name
+        points.append((ev["model"], value, ev["size_bytes"], ev["latency"]["avg_us"]))
+    return points, metric
+
+
 def evaluate(model_path: Path, patches: PatchSet, split_name: str, keras_scores: np.ndarray | None = None,
              runs: int = 200) -> Evaluation:
-    from ground.convert import tflite_scores  # the conversion module imports TensorFlow
+    from ground.conversion.convert import tflite_scores  # the conversion module imports TensorFlow
 
     manifest = read_manifest(sidecar_path(model_path))
     scores = tflite_scores(model_path, patches)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onboard.errors import OrbitliteError
+from ground.errors import LinkRateError
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def parse_link(text: str) -> Link:
     except ValueError:
         rate = 0.0
     if rate <= 0:
-        raise OrbitliteError(f"link {text!r}: give a preset ({', '.join(LINKS)}) or a positive rate in bit/s")
+        raise LinkRateError(f"link {text!r}: give a preset ({', '.join(LINKS)}) or a positive rate in bit/s")
     return Link(f"{rate:g} bit/s", rate)
 
 

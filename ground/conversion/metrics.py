@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ground.patches import MULTI_LABEL, PatchSet
+from ground.datasets.patches import MULTI_LABEL, PatchSet
 
 THRESHOLD = 0.5  # a multi-label class is predicted when its probability reaches this
 

@@ -4,9 +4,9 @@ so the int8 model the converter makes from it has learnt to live with its roundi
 from __future__ import annotations
 
 from ground.tf import keras, tfmot
-from ground.patches import PatchSet
-from ground.record import ModelRecord
-from ground.train import TrainConfig, fit
+from ground.datasets.patches import PatchSet
+from ground.training.record import ModelRecord
+from ground.training.train import TrainConfig, fit
 
 
 def quantization_aware(model: keras.Model, record: ModelRecord, train: PatchSet, val: PatchSet,

@@ -1,20 +1,23 @@
 """The ground steps on one patch set: train, prune, distill, quantization-aware training,
-convert. Shared by the CLI commands and the demo, so both do exactly the same thing."""
+convert, evaluate. Shared by the CLI commands and the demo, so both do exactly the same thing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ground.architectures import build
-from ground.convert import write_tflite
-from ground.distill import distillation_objective
-from ground.patches import MULTI_LABEL, DatasetError, PatchSet
-from ground.prune import PruneSpec, prune
-from ground.qat import quantization_aware
-from ground.record import ModelRecord
 from ground.tf import keras
-from ground.train import SPLIT, TrainConfig, check_bands, fit, load_keras
+from ground.conversion.convert import write_tflite
+from ground.conversion.evaluate import Evaluation, card_path, evaluate, evaluation_path, model_card
+from ground.datasets.patches import MULTI_LABEL, PatchSet
+from ground.errors import TrainingError
+from ground.training.architectures import build
+from ground.training.distill import distillation_objective
+from ground.training.prune import PruneSpec, prune
+from ground.training.qat import quantization_aware
+from ground.training.record import ModelRecord
+from ground.training.train import SPLIT, TrainConfig, check_bands, fit, load_keras, predict
+from onboard.files import write_verified
 from onboard.contracts.manifest import Manifest
 
 
@@ -80,7 +83,7 @@ def qat_model(patches: PatchSet, model_path: Path, out: Path, config: TrainConfi
     if out.suffix != ".h5":
         # tf-keras cannot reload tfmot's quantize layers from the .keras format (their variables
         # are re-created differently); HDF5 round-trips them.
-        raise DatasetError(f"{out}: quantization-aware models are saved as HDF5; name the output *.h5")
+        raise TrainingError(f"{out}: quantization-aware models are saved as HDF5; name the output *.h5")
     model, record = _load(patches, model_path)
     train, val, _ = split(patches, record.split_seed)
     qat = quantization_aware(model, record, train, val, config)
@@ -92,6 +95,22 @@ def convert_model(patches: PatchSet, model_path: Path, out: Path, model_id: str,
     model, record = _load(patches, model_path)
     train, _, test = split(patches, record.split_seed)
     return write_tflite(model, record, train, test, out, model_id, profile)
+
+
+def evaluate_model(patches: PatchSet, manifest: Manifest, model_path: Path, keras_path: Path | None, split_name: str,
+                   runs: int) -> tuple[Evaluation, Path, Path]:
+    """Evaluate the converted model at `model_path` on `split_name` of its own split of
+    `patches`, against its Keras original where given; write the evaluation and the model card
+    beside it, and return them with their paths."""
+    part = dict(zip(("train", "val", "test"), split(patches, int(manifest.training.get("split_seed", 0)))))[split_name]
+    keras_scores = None
+    if keras_path:
+        record = ModelRecord.load(keras_path)
+        check_bands(patches, record)
+        keras_scores = predict(load_keras(keras_path), record, part)
+    ev = evaluate(model_path, part, split_name, keras_scores, runs)
+    return (ev, ev.write(evaluation_path(model_path)),
+            write_verified(card_path(model_path), model_card(manifest, ev).encode()))
 
 
 def save_keras(model: keras.Model, record: ModelRecord, out: Path) -> None:

@@ -7,10 +7,12 @@ import gzip
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from models.edgetpu import check_edgetpu
+from onboard.errors import ModelError
 from onboard.contracts.manifest import EMBEDDED_NAME
 from onboard.inference.tflite_file import Graph, metadata, read_graph
 
@@ -146,6 +148,15 @@ def preflight(content: bytes, name: str = "model") -> Preflight:
         edgetpu=_edgetpu_checks(content), xnnpack_sparse=_xnnpack_checks(graph),
         embedded_manifest=_embedded_id(content, name),
     )
+
+
+def preflight_file(path: Path) -> Preflight:
+    """The pre-flight report of the model file at `path`."""
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model {path} cannot be read: {exc.strerror}") from None
+    return preflight(content, path.name)
 
 
 def _embedded_id(content: bytes, name: str) -> str | None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ground.tf import keras, tfmot
-from ground.patches import DatasetError, PatchSet
-from ground.record import ModelRecord
-from ground.train import TrainConfig, fit
+from ground.datasets.patches import PatchSet
+from ground.errors import PruningError
+from ground.training.record import ModelRecord
+from ground.training.train import TrainConfig, fit
 
 METHODS = ("magnitude", "2:4", "xnnpack")
 SCHEDULES = ("polynomial", "constant")
@@ -40,7 +41,7 @@ def _schedule(spec: PruneSpec, steps: int):
         # Reach the target two thirds of the way through, then fine-tune at it.
         return tfmot.sparsity.keras.PolynomialDecay(0.0, spec.sparsity, begin_step=0,
                                                     end_step=max(1, steps * 2 // 3), frequency=frequency)
-    raise DatasetError(f"unknown pruning schedule {spec.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    raise PruningError(f"unknown pruning schedule {spec.schedule!r}; choose from {', '.join(SCHEDULES)}")
 
 
 def prune(model: keras.Model, record: ModelRecord, train: PatchSet, val: PatchSet, spec: PruneSpec,
@@ -48,9 +49,9 @@ def prune(model: keras.Model, record: ModelRecord, train: PatchSet, val: PatchSe
     """Prune `model` by `spec` while fine-tuning, strip the pruning wrappers, and record the
     measured sparsity."""
     if spec.method not in METHODS:
-        raise DatasetError(f"unknown pruning method {spec.method!r}; choose from {', '.join(METHODS)}")
+        raise PruningError(f"unknown pruning method {spec.method!r}; choose from {', '.join(METHODS)}")
     if not 0 < spec.sparsity < 1:
-        raise DatasetError(f"sparsity must be between 0 and 1, got {spec.sparsity}")
+        raise PruningError(f"sparsity must be between 0 and 1, got {spec.sparsity}")
     steps = config.epochs * -(-len(train) // config.batch_size)
     if spec.method == "2:4":
         # Two of every four consecutive weights along the input channels stay.
@@ -63,7 +64,7 @@ def prune(model: keras.Model, record: ModelRecord, train: PatchSet, val: PatchSe
                 model, pruning_schedule=_schedule(spec, steps),
                 pruning_policy=tfmot.sparsity.keras.PruneForLatencyOnXNNPack())
         except ValueError as exc:
-            raise DatasetError(f"{record.architecture} cannot be pruned for XNNPACK's sparse kernels: {exc}") from None
+            raise PruningError(f"{record.architecture} cannot be pruned for XNNPACK's sparse kernels: {exc}") from None
     else:
         pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=_schedule(spec, steps))
     fit(pruned, record, train, val, config, stage=spec.label(), callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
