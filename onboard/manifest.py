@@ -9,7 +9,7 @@ In the spirit of the STAC Machine Learning Model extension: what the model expec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypedDict
 
 from msgspec import Meta
 
@@ -61,6 +61,20 @@ class Accuracy(Schema):
 Names = Annotated[tuple[Name, ...], Meta(min_length=1, max_length=255)]
 
 
+class Stage(TypedDict):
+    """One stage of training (train, prune, distill, QAT) and its log per epoch (a figure that was
+    not finite, a diverged loss, is null)."""
+
+    stage: Name
+    config: dict[Name, Data]
+    epochs: list[dict[Name, Finite | None]]
+
+
+class Training(TypedDict, total=False):
+    history: list[Stage]
+    split_seed: Int64
+
+
 class Embedded(Schema, kw_only=True):
     """The manifest as the model file carries it (TFLite metadata `EMBEDDED_NAME`): all of it but
     the size and sha256, which describe the file that carries it, and the training history, which
@@ -98,7 +112,7 @@ class Embedded(Schema, kw_only=True):
 class Manifest(Embedded, kw_only=True):
     size_bytes: PositiveInt
     sha256: Sha256
-    training: dict[Name, Data] = {}
+    training: Training = {}
 
     def to_json(self) -> str:
         return encode_json(self, indent=2).decode() + "\n"
