@@ -23,7 +23,7 @@ VERSION = 1
 NODATA = 255  # class and confidence of a tile that was not classified
 # What a reader takes at most: a larger product file is refused unread, and a larger grid before any
 # raster is inflated (2**24 tiles: a 10980 px Sentinel-2 scene in 32 px tiles at a stride of 3 px).
-MAX_BYTES = 64 * 2**20
+MAX_BYTES = 16 * 2**20
 MAX_TILES = 2**24
 
 
@@ -55,8 +55,7 @@ class Product:
 
     @property
     def histogram(self) -> list[int]:
-        counts = np.bincount(self.class_map.ravel(), minlength=256)
-        return [int(n) for n in counts[: len(self.classes)]]
+        return [int(n) for n in _counts(self.class_map)[: len(self.classes)]]
 
     @property
     def uncertain(self) -> list[int]:
@@ -205,6 +204,8 @@ def _inflate(raster: _Raster, key: str, source: str) -> np.ndarray:
 
 def decode_product(data: bytes, source: str = "product") -> Product:
     """Decode and validate a product; any fault is a ProductError naming `source`."""
+    if len(data) > MAX_BYTES:
+        raise ProductError(f"{source} of {len(data):,} bytes is larger than the {MAX_BYTES:,} a product may be")
     body = decode_contract(data, _Body, contract=SCHEMA, version=VERSION, what="orbitlite product", source=source,
                            error=ProductError, unreadable=f"{source} is not a msgpack product", format="msgpack")
     if body.scene.footprint is not None:
@@ -229,25 +230,38 @@ def decode_product(data: bytes, source: str = "product") -> Product:
 
 def _disagreement(product: Product, body: _Body) -> str | None:
     """What in a product's rasters disagrees with the rest of it, if anything."""
-    classified = product.class_map != NODATA
-    if np.any(product.class_map[classified] >= len(product.classes)):
-        return f"class_map holds a class beyond its {len(product.classes)}"
-    if product.histogram != body.histogram:
+    n = len(product.classes)
+    counts = _counts(product.class_map)
+    if counts[n:NODATA].any():
+        return f"class_map holds a class beyond its {n}"
+    if [int(c) for c in counts[:n]] != body.histogram:
         return "histogram is not its class map's"
-    if product.uncertain != body.uncertain.tiles:
+    classified = product.class_map != NODATA
+    unsure = classified & (product.confidence < product.uncertain_below)
+    if np.count_nonzero(unsure) != len(body.uncertain.tiles) or not np.array_equal(np.flatnonzero(unsure),
+                                                                                   body.uncertain.tiles):
         return "uncertain tiles are not those of its confidence raster"
     if product.skip_map is None:
-        if sum(s["tiles"] for s in product.skipped) > int((~classified).sum()):
+        if sum(s["tiles"] for s in product.skipped) > int(counts[NODATA]):
             return "skipped counts more tiles than its class map leaves unclassified"
         return None
-    counts = np.bincount(product.skip_map.ravel(), minlength=256)
-    if np.any(counts[len(product.skipped) + 1:]):
+    skips = _counts(product.skip_map)
+    if skips[len(product.skipped) + 1:].any():
         return "skip_map names a reason that skipped does not list"
-    if [int(n) for n in counts[1:len(product.skipped) + 1]] != [s["tiles"] for s in product.skipped]:
+    if [int(c) for c in skips[1:len(product.skipped) + 1]] != [s["tiles"] for s in product.skipped]:
         return "skipped does not count its skip map's tiles"
     if np.any(classified & (product.skip_map != 0)):
         return "skip_map marks tiles skipped that its class map classifies"
     return None
+
+
+def _counts(raster: np.ndarray, chunk: int = 2**20) -> np.ndarray:
+    """How many tiles hold each of the 256 values of a uint8 raster, a chunk at a time (bincount
+    widens what it counts to int64)."""
+    flat, counts = raster.ravel(), np.zeros(256, np.int64)
+    for start in range(0, len(flat), chunk):
+        counts += np.bincount(flat[start:start + chunk], minlength=256)
+    return counts
 
 
 def read_product(path: Path) -> Product:
