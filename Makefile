@@ -29,7 +29,7 @@ pytest: install
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python -m pytest tests/bench --benchmark-enable
+	ORBITLITE_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/bench --benchmark-enable
 
 clean:
 	rm -rf build $(VENV) demo-output

@@ -1,10 +1,14 @@
 """The one schema library for everything read from outside: manifests, products, bundles, the serve
 and simulate configs, raster sidecars, board profiles, zoo grids.
 
-A schema is a `msgspec.Struct` subclass of `Schema` (unknown fields refused, immutable, fields by
-keyword) whose fields carry their constraints (`Annotated[int, Meta(gt=0)]`, the aliases below).
-`decode` parses and validates bytes in one pass (JSON, msgpack, TOML); `convert` validates what is
-already parsed. Both end, on bad input, in the caller's own error type with one line that names the
+A schema is a `msgspec.Struct` subclass of `Schema` (unknown fields refused, immutable) whose
+fields carry their constraints (`Annotated[int, Meta(gt=0)]`, the aliases below); msgspec applies
+`kw_only` to each class's own fields, so a schema whose required fields follow defaulted ones says
+`kw_only=True` itself. Relations between fields (lengths that must agree, one value under another)
+go in the schema's `__post_init__`, which raises ValueError: the error then reads like any other,
+with its key path. `decode` parses and validates bytes in one pass (JSON, msgpack, TOML);
+`decode_contract` first refuses another contract or an unknown version by name; `convert`
+validates what is already parsed. Both end, on bad input, in the caller's own error type with one line that names the
 source and the key path (`serve.toml: models.ladder[0]: Expected `str`, got `int``), never a
 traceback: msgspec's decoders are bounded by the input's size and the schema's depth, and the
 caller bounds the input's size before it gets here (`read_bounded`).
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import msgspec
 from msgspec import Meta
@@ -34,6 +38,23 @@ PositiveInt = Annotated[int, Meta(ge=1, le=2**63 - 1)]
 Name = Annotated[str, Meta(min_length=1, max_length=255)]
 Text = Annotated[str, Meta(max_length=4096)]
 Sha256 = Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
+Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+# A name that is safe as (part of) a file name: no path separator, no control character, not `.`
+# or `..`. Bytes on disk may exceed 255 for non-ASCII names; a reader that opens one checks that.
+FileName = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^(?!\.\.?$)[^/\\\x00-\x1f\x7f]+$")]
+Scalar = Union[None, bool, Int64, Finite, Text]
+
+
+def nested(depth: int) -> Any:
+    """Free-form data (a product's runtime figures, a training history) of scalars, lists and
+    maps nested at most `depth` deep, with finite numbers and bounded strings."""
+    value: Any = Scalar
+    for _ in range(depth):
+        value = Union[Scalar, list[value], dict[Name, value]]
+    return value
+
+
+Data = nested(6)
 
 
 class Schema(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -47,6 +68,27 @@ _DECODERS = {
 }
 
 
+class Envelope(msgspec.Struct):
+    """The head of every versioned contract (`{"schema": ..., "version": ..., ...}`); the other
+    keys are skipped unread."""
+
+    schema: Any = None
+    version: Any = None
+
+
+def decode_contract(data: bytes | str, schema: type[T], *, contract: str, version: int, what: str, source: str,
+                    error: type[OrbitliteError], unreadable: str, format: Format = "json") -> T:
+    """`data`, a versioned contract, validated against `schema`. Input that does not parse is
+    refused as `unreadable`; another contract, or a version this reader does not know, by name,
+    before any field is looked at; a field that breaks the schema as `source is malformed`."""
+    head = decode(data, Envelope, source=unreadable, error=error, format=format)
+    if head.schema != contract:
+        raise error(f"{source} is not an {what} (schema {contract!r})")
+    if head.version != version:
+        raise error(f"{source} has {what} version {_brief(head.version)}; this reader knows version {version}")
+    return decode(data, schema, source=f"{source} is malformed", error=error, format=format)
+
+
 def decode(data: bytes | str, schema: type[T], *, source: str, error: type[OrbitliteError],
            format: Format = "json") -> T:
     """`data` parsed as `format` and validated against `schema`, or `error` with one line."""
@@ -54,7 +96,9 @@ def decode(data: bytes | str, schema: type[T], *, source: str, error: type[Orbit
         return _DECODERS[format](data, type=schema)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise error(f"{source}: {_one_line(exc)}") from None
-    except (RecursionError, OverflowError, ValueError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise error(f"{source}: nested too deeply") from None
+    except (OverflowError, ValueError, UnicodeDecodeError) as exc:
         raise error(f"{source}: not valid {format}: {type(exc).__name__}") from None
 
 
@@ -65,7 +109,9 @@ def convert(obj: Any, schema: type[T], *, source: str, error: type[OrbitliteErro
         return msgspec.convert(obj, type=schema, strict=strict)
     except msgspec.ValidationError as exc:
         raise error(f"{source}: {_one_line(exc)}") from None
-    except (RecursionError, OverflowError, ValueError) as exc:
+    except RecursionError:
+        raise error(f"{source}: nested too deeply") from None
+    except (OverflowError, ValueError) as exc:
         raise error(f"{source}: {type(exc).__name__}") from None
 
 
@@ -78,7 +124,7 @@ def read_bounded(path: Path, limit: int, *, error: type[OrbitliteError], what: s
                 raise error(f"{path}: {what} of {size:,} bytes is larger than the {limit:,} allowed")
             data = f.read(limit + 1)
     except OSError as exc:
-        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise error(f"{path}: {what} is larger than the {limit:,} bytes allowed")
     return data
@@ -86,7 +132,26 @@ def read_bounded(path: Path, limit: int, *, error: type[OrbitliteError], what: s
 
 def to_builtins(obj: Any) -> Any:
     """A schema instance as plain dicts, lists and scalars (for JSON, msgpack or TOML writers)."""
-    return msgspec.to_builtins(obj)
+    return msgspec.to_builtins(obj, enc_hook=_scalar)
+
+
+def encode_json(obj: Any, *, indent: int = 0) -> bytes:
+    """`obj` (a schema instance, or plain data) as JSON; a non-finite float becomes null."""
+    data = msgspec.json.encode(obj, enc_hook=_scalar)
+    return msgspec.json.format(data, indent=indent) if indent else data
+
+
+def _scalar(obj: Any) -> Any:
+    """A numpy scalar (a statistic computed on the ground) as the Python scalar it holds."""
+    item = getattr(obj, "item", None)
+    if item is None:
+        raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+    return item()
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _one_line(exc: Exception) -> str:

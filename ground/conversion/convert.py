@@ -4,13 +4,13 @@ pre-processing, LiteRT), so the figure in the manifest is the one the board will
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from ground.tf import keras, quiet_stderr, tf
@@ -117,13 +117,13 @@ def write_tflite(model: keras.Model, record: ModelRecord, train: PatchSet, test:
         write_verified(draft, content)
         manifest.write(sidecar_path(draft))
         lite_scores = tflite_scores(draft, test)
-    manifest = dataclasses.replace(manifest, accuracy=Accuracy(
+    manifest = msgspec.structs.replace(manifest, accuracy=Accuracy(
         dataset=record.dataset, split="test", samples=len(test),
         keras=round(top1_accuracy(keras_scores, test), 4), tflite=round(top1_accuracy(lite_scores, test), 4),
         agreement=round(agreement(keras_scores, lite_scores, record.task), 4),
         metric="micro F1" if record.task == MULTI_LABEL else "top-1 accuracy"))
     content = with_metadata(content, EMBEDDED_NAME, manifest.embedded())
-    manifest = dataclasses.replace(manifest, size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
+    manifest = msgspec.structs.replace(manifest, size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
     write_verified(out, content)
     manifest.write(sidecar_path(out))
     return manifest

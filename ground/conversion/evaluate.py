@@ -117,7 +117,11 @@ def model_card(manifest: Manifest, ev: Evaluation) -> str:
         "", "| class | F1 |", "|---|---|", *[f"| {c} | {f:.3f} |" for c, f in ev.per_class_f1.items()], "",
         "## Training", "",
         *[f"- {h['stage']}: {len(h['epochs'])} epochs, final validation accuracy "
-          f"{h['epochs'][-1].get('val_accuracy', float('nan')):.4f}" for h in manifest.training.get("history", []) if h.get("epochs")],
+          f"{_figure(h['epochs'][-1].get('val_accuracy'))}" for h in manifest.training.get("history", []) if h["epochs"]],
         "",
     ]
     return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -14,14 +14,20 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Annotated, Literal
+
+from msgspec import Meta
 
 from onboard.contracts.manifest import read_manifest, sidecar_path
 from onboard.errors import BundleError
 from onboard.files import sha256_file
+from onboard.schema import Count, FileName, Schema, Sha256, decode, decode_contract, read_bounded
 
 SCHEMA = "orbitlite/bundle"
 VERSION = 1
 MANIFEST_NAME = "bundle.json"
+MAX_FILES = 1024
+MAX_BYTES = 2**20  # a bundle.json larger than this is refused unread
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,23 @@ class BundleFile:
     name: str
     size: int
     sha256: str
+
+
+class _Listed(Schema):
+    size: Count
+    sha256: Sha256
+
+
+class _Body(Schema):
+    schema: Literal["orbitlite/bundle"]
+    version: Literal[1]
+    created: Annotated[datetime, Meta(tz=True)]
+    files: Annotated[dict[FileName, _Listed], Meta(min_length=1, max_length=MAX_FILES)]
+
+    def __post_init__(self) -> None:
+        for name in self.files:
+            if len(name.encode()) > 255:
+                raise ValueError(f"{name[:40]!r}... is longer than a file name can be")
 
 
 def build(models: list[Path]) -> tuple[list[Path], bytes]:
@@ -48,25 +71,22 @@ def build(models: list[Path]) -> tuple[list[Path], bytes]:
         raise BundleError(f"two files of the bundle share a name: {', '.join(sorted(names))}")
     body = {"schema": SCHEMA, "version": VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "files": {f.name: {"size": f.stat().st_size, "sha256": digests[f]} for f in files}}
-    return files, (json.dumps(body, indent=2) + "\n").encode()
+    listed = (json.dumps(body, indent=2) + "\n").encode()
+    decode(listed, _Body, source="the bundle manifest would be refused by the payload", error=BundleError)
+    return files, listed
 
 
 def verify(slot: Path) -> list[BundleFile]:
     """Check every file the slot's bundle manifest lists against its size and sha256."""
     path = slot / MANIFEST_NAME
-    try:
-        body = json.loads(path.read_text())
-        if body.get("schema") != SCHEMA or body.get("version") != VERSION:
-            raise BundleError(f"{path} is not an orbitlite bundle manifest of version {VERSION}")
-        listed = [BundleFile(name, int(v["size"]), str(v["sha256"])) for name, v in body["files"].items()]
-    except FileNotFoundError:
-        raise BundleError(f"slot {slot.name} holds no {MANIFEST_NAME}: deploy a bundle into it first") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BundleError(f"{path} is unreadable: {exc}") from None
+    if not path.exists():
+        raise BundleError(f"slot {slot.name} holds no {MANIFEST_NAME}: deploy a bundle into it first")
+    body = decode_contract(read_bounded(path, MAX_BYTES, error=BundleError, what="bundle manifest"), _Body,
+                           contract=SCHEMA, version=VERSION, what="orbitlite bundle manifest", source=str(path),
+                           error=BundleError, unreadable=f"{path} is not readable JSON")
+    listed = [BundleFile(name, f.size, f.sha256) for name, f in body.files.items()]
     for f in listed:
         target = slot / f.name
-        if Path(f.name).name != f.name:
-            raise BundleError(f"{path} lists {f.name!r}, which is not a file name")
         if not target.is_file():
             raise BundleError(f"slot {slot.name} lacks {f.name}, which its bundle lists")
         if target.stat().st_size != f.size or sha256_file(target) != f.sha256:

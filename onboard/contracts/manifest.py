@@ -8,88 +8,132 @@ In the spirit of the STAC Machine Learning Model extension: what the model expec
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal, TypedDict
+
+from msgspec import Meta
 
 from onboard.errors import ManifestError
 from onboard.files import write_verified
+from onboard.schema import (Count, Data, Finite, Fraction, Int64, Name, Positive, PositiveInt, Schema, Sha256,
+                            decode_contract, encode_json, read_bounded, to_builtins)
 
 SCHEMA = "orbitlite/model-manifest"
 VERSION = 1
 EMBEDDED_NAME = "orbitlite.manifest"  # the TFLite metadata entry that carries the manifest
+MAX_BYTES = 4 * 2**20  # a sidecar larger than this is refused unread (a manifest is a few kB)
+
+Dim = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+# The integer range of each quantized dtype; float tensors carry no quantization.
+_INTEGER_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
 
 
-@dataclass(frozen=True)
-class Quantization:
-    scale: float
-    zero_point: int
+class Quantization(Schema):
+    scale: Positive
+    zero_point: Int64
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    shape: tuple[int, ...]
-    dtype: str  # numpy dtype name: int8, uint8, float32
+class TensorSpec(Schema):
+    shape: Annotated[tuple[Dim, ...], Meta(min_length=1, max_length=8)]
+    dtype: Literal["int8", "uint8", "int16", "float16", "float32"]  # numpy dtype name
     quantization: Quantization | None = None
 
-
-@dataclass(frozen=True)
-class Accuracy:
-    dataset: str
-    split: str
-    samples: int
-    keras: float
-    tflite: float
-    agreement: float  # how often the TFLite model decides as the Keras model did
-    metric: str = "top-1 accuracy"  # or "micro F1" for multi-label tasks
+    def __post_init__(self) -> None:
+        span = _INTEGER_RANGE.get(self.dtype)
+        if span is None and self.quantization is not None:
+            raise ValueError(f"a {self.dtype} tensor is not quantized")
+        if span is not None and self.quantization is None:
+            raise ValueError(f"an {self.dtype} tensor needs its quantization")
+        if span is not None and not span[0] <= self.quantization.zero_point <= span[1]:
+            raise ValueError(f"zero point {self.quantization.zero_point} is outside {self.dtype}")
 
 
-@dataclass(frozen=True)
-class Manifest:
-    id: str
-    architecture: str
-    task: str  # "single-label" or "multi-label"
+class Accuracy(Schema):
+    dataset: Name
+    split: Name
+    samples: Count
+    keras: Fraction
+    tflite: Fraction
+    agreement: Fraction  # how often the TFLite model decides as the Keras model did
+    metric: Literal["top-1 accuracy", "micro F1"] = "top-1 accuracy"  # micro F1 for multi-label tasks
+
+
+Names = Annotated[tuple[Name, ...], Meta(min_length=1, max_length=255)]
+
+
+class Stage(TypedDict):
+    """One stage of training (train, prune, distill, QAT) and its log per epoch (a figure that was
+    not finite, a diverged loss, is null)."""
+
+    stage: Name
+    config: dict[Name, Data]
+    epochs: list[dict[Name, Finite | None]]
+
+
+class Training(TypedDict, total=False):
+    history: list[Stage]
+    split_seed: Int64
+
+
+class Embedded(Schema, kw_only=True):
+    """The manifest as the model file carries it (TFLite metadata `EMBEDDED_NAME`): all of it but
+    the size and sha256, which describe the file that carries it, and the training history, which
+    would grow a small model by a fifth on its way up the link."""
+
+    schema: Literal["orbitlite/model-manifest"] = SCHEMA
+    version: Literal[1] = VERSION
+    id: Name
+    architecture: Name
+    task: Literal["single-label", "multi-label"]
     input: TensorSpec
     output: TensorSpec
-    bands: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    classes: tuple[str, ...]
-    parameters: int
-    sparsity: float
+    bands: Names  # in the order the model takes them
+    mean: tuple[Finite, ...]
+    std: tuple[Positive, ...]
+    classes: Names  # at most 255: a product's class map is uint8 with 255 for "not classified"
+    parameters: Count
+    sparsity: Fraction
     accuracy: Accuracy
-    size_bytes: int
-    sha256: str
-    conversion: dict[str, Any] = field(default_factory=dict)
-    target: str = "cpu"
-    training: dict[str, Any] = field(default_factory=dict)
+    conversion: dict[Name, Data] = {}
+    target: Literal["cpu", "edgetpu"] = "cpu"
+
+    def __post_init__(self) -> None:
+        n = len(self.bands)
+        if len(set(self.bands)) != n or len(set(self.classes)) != len(self.classes):
+            raise ValueError("a band or a class is named twice")
+        if len(self.input.shape) != 4 or self.input.shape[3] != n:
+            raise ValueError(f"input shape {self.input.shape} does not take {n} bands")
+        if len(self.mean) != n or len(self.std) != n:
+            raise ValueError(f"needs a mean and a positive std for each of its {n} bands")
+        if self.output.shape[-1] != len(self.classes):
+            raise ValueError(f"names {len(self.classes)} classes but its output shape is {self.output.shape}")
+
+
+class Manifest(Embedded, kw_only=True):
+    size_bytes: PositiveInt
+    sha256: Sha256
+    training: Training = {}
 
     def to_json(self) -> str:
-        body = {"schema": SCHEMA, "version": VERSION, **asdict(self)}
-        return json.dumps(body, indent=2) + "\n"
+        return encode_json(self, indent=2).decode() + "\n"
 
     def write(self, path: Path) -> Path:
         return write_verified(Path(path), self.to_json().encode())
 
     def embedded(self) -> bytes:
-        """The manifest as the model file carries it (TFLite metadata `EMBEDDED_NAME`): all of it
-        but the size and sha256, which describe the file that carries it, and the training history,
-        which would grow a small model by a fifth on its way up the link."""
-        body = {"schema": SCHEMA, "version": VERSION, **asdict(self)}
+        """What the model file carries (see `Embedded`)."""
+        body = to_builtins(self)
         del body["size_bytes"], body["sha256"], body["training"]
-        return json.dumps(body, separators=(",", ":")).encode()
+        return encode_json(body)
 
     def check_embedded(self, embedded: bytes | None, source: str) -> None:
         """Refuse a sidecar that disagrees with the manifest the model file carries."""
         if embedded is None:
             return  # a model converted before manifests were embedded, or by another tool
-        try:
-            carried = json.loads(embedded)
-        except ValueError:
-            raise ManifestError(f"{source} carries a manifest that is not JSON") from None
-        ours = json.loads(self.embedded())
-        differ = sorted(k for k in ours.keys() | carried.keys() if ours.get(k) != carried.get(k))
+        carried = decode_contract(embedded, Embedded, contract=SCHEMA, version=VERSION, what="orbitlite model manifest",
+                                  source=f"the manifest {source} carries", error=ManifestError,
+                                  unreadable=f"{source} carries a manifest that is not JSON")
+        differ = [k for k in Embedded.__struct_fields__ if getattr(self, k) != getattr(carried, k)]
         if differ:
             raise ManifestError(f"{source} carries a manifest that differs from its sidecar in "
                                 f"{', '.join(differ)}: the sidecar was edited or belongs to another model")
@@ -106,55 +150,12 @@ def sidecar_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + ".json")
 
 
-def _tensor(d: dict[str, Any]) -> TensorSpec:
-    q = d.get("quantization")
-    return TensorSpec(
-        shape=tuple(int(s) for s in d["shape"]),
-        dtype=str(d["dtype"]),
-        quantization=Quantization(float(q["scale"]), int(q["zero_point"])) if q else None,
-    )
-
-
 def read_manifest(path: Path) -> Manifest:
     """Read and validate a manifest; any fault is a ManifestError naming the file."""
     path = Path(path)
-    try:
-        body = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ManifestError(f"manifest {path} not found: every model needs its manifest beside it") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"manifest {path} is not readable JSON: {exc}") from None
-    if not isinstance(body, dict) or body.get("schema") != SCHEMA:
-        raise ManifestError(f"{path} is not an orbitlite model manifest (schema {SCHEMA!r})")
-    if body.get("version") != VERSION:
-        raise ManifestError(
-            f"manifest {path} has version {body.get('version')!r}; this runtime reads version {VERSION}"
-        )
-    try:
-        manifest = Manifest(
-            id=str(body["id"]),
-            architecture=str(body["architecture"]),
-            task=str(body["task"]),
-            input=_tensor(body["input"]),
-            output=_tensor(body["output"]),
-            bands=tuple(str(b) for b in body["bands"]),
-            mean=tuple(float(v) for v in body["mean"]),
-            std=tuple(float(v) for v in body["std"]),
-            classes=tuple(str(c) for c in body["classes"]),
-            parameters=int(body["parameters"]),
-            sparsity=float(body["sparsity"]),
-            accuracy=Accuracy(**body["accuracy"]),
-            size_bytes=int(body["size_bytes"]),
-            sha256=str(body["sha256"]),
-            conversion=dict(body.get("conversion", {})),
-            target=str(body.get("target", "cpu")),
-            training=dict(body.get("training", {})),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ManifestError(f"manifest {path} is malformed: {type(exc).__name__} {exc}") from None
-    n = len(manifest.bands)
-    if len(manifest.input.shape) != 4 or manifest.input.shape[3] != n:
-        raise ManifestError(f"manifest {path}: input shape {manifest.input.shape} does not take {n} bands")
-    if len(manifest.mean) != n or len(manifest.std) != n or min(manifest.std) <= 0:
-        raise ManifestError(f"manifest {path}: needs a mean and a positive std for each of its {n} bands")
-    return manifest
+    if not path.exists():
+        raise ManifestError(f"manifest {path} not found: every model needs its manifest beside it")
+    data = read_bounded(path, MAX_BYTES, error=ManifestError, what="manifest")
+    return decode_contract(data, Manifest, contract=SCHEMA, version=VERSION, what="orbitlite model manifest",
+                           source=f"manifest {path}", error=ManifestError,
+                           unreadable=f"manifest {path} is not readable JSON")

@@ -128,10 +128,6 @@ def load_model(path: Path, threads: int = 1, batch: int = 1, interpreter: str = 
         raise ModelError(f"model {path} has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and 1")
     _check_tensor(path, "input", inputs[0], manifest.input.shape, manifest.input.dtype, manifest.input.quantization)
     _check_tensor(path, "output", outputs[0], manifest.output.shape, manifest.output.dtype, manifest.output.quantization)
-    if manifest.output.shape[-1] != len(manifest.classes):
-        raise ManifestError(
-            f"manifest of {path} names {len(manifest.classes)} classes but the model outputs {manifest.output.shape[-1]}"
-        )
     manifest.check_embedded(metadata(content, EMBEDDED_NAME, f"model {path}"), f"model {path}")
     model = LoadedModel(path, manifest, interpreter, name, threads, 1, inputs[0]["index"], outputs[0]["index"])
     # A model converted with a fixed batch of 1 runs one tile per invoke.

@@ -1,0 +1,28 @@
+"""The contracts' fuzz tests (tests/test_fuzz_contracts.py) at 10^5 inputs per reader
+(ORBITLITE_FUZZ_EXAMPLES, which `make bench` sets): `make bench` prints how many inputs each
+reader took and how long it ran. Every input ends in the reader's own error or a valid result."""
+
+from __future__ import annotations
+
+from tests.fuzz import BENCH_EXAMPLES
+from tests.test_fuzz_contracts import fuzz_bundle, fuzz_manifest, fuzz_product
+
+
+def _fuzz(benchmark, reader: str, run) -> None:
+    ran = benchmark.pedantic(run, rounds=1, iterations=1)
+    seconds = benchmark.stats.stats.total
+    benchmark.extra_info.update(inputs=ran, inputs_per_s=round(ran / seconds))
+    print(f"\n{reader}: {ran:,} fuzzed inputs in {seconds:.0f} s ({ran / seconds:,.0f}/s), none crashed")
+    assert ran >= BENCH_EXAMPLES
+
+
+def test_bench_fuzz_manifest_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "manifest (sidecar and embedded copy)", lambda: fuzz_manifest(tmp_path, BENCH_EXAMPLES))
+
+
+def test_bench_fuzz_product_reader(benchmark):
+    _fuzz(benchmark, "product", lambda: fuzz_product(BENCH_EXAMPLES))
+
+
+def test_bench_fuzz_bundle_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "bundle manifest", lambda: fuzz_bundle(tmp_path, BENCH_EXAMPLES))
