@@ -8,10 +8,10 @@ fields carry their constraints (`Annotated[int, Meta(gt=0)]`, the aliases below)
 go in the schema's `__post_init__`, which raises ValueError: the error then reads like any other,
 with its key path. `decode` parses and validates bytes in one pass (JSON, msgpack, TOML);
 `decode_contract` first refuses another contract or an unknown version by name; `convert`
-validates what is already parsed. Both end, on bad input, in the caller's own error type with one line that names the
-source and the key path (`serve.toml: models.ladder[0]: Expected `str`, got `int``), never a
-traceback: msgspec's decoders are bounded by the input's size and the schema's depth, and the
-caller bounds the input's size before it gets here (`read_bounded`).
+validates what is already parsed. All end, on bad input, in the caller's own error type with one
+line that names the source and the key path (`serve.toml: models.ladder[0]: Expected `str`, got
+`int``), never a traceback: msgspec's decoders are bounded by the input's size and the schema's
+depth, and the caller bounds the input's size before it gets here (`read_bounded`).
 """
 
 from __future__ import annotations

@@ -111,7 +111,8 @@ class _Scene(Schema):
 
 class _Model(Schema):
     id: FileName
-    sha256: Annotated[str, Meta(max_length=65 * 64, pattern="^[0-9a-f]{64}(,[0-9a-f]{64})*$")]  # one per model of a plan
+    # One sha256 per model of the plan, comma-separated.
+    sha256: Annotated[str, Meta(max_length=65 * 64, pattern="^[0-9a-f]{64}(,[0-9a-f]{64})*$")]
     classes: Annotated[tuple[Name, ...], Meta(min_length=1, max_length=NODATA)]
 
 
@@ -166,13 +167,14 @@ class _Body(Schema, kw_only=True):
     def __post_init__(self) -> None:
         grid = TileGrid.covering(self.scene.shape, self.grid.tile, self.grid.stride)
         if grid.rows * grid.cols > MAX_TILES:
-            raise ValueError(f"a grid of {grid.rows} x {grid.cols} tiles is more than the {MAX_TILES:,} a product holds")
+            raise ValueError(f"a grid of {grid.rows} x {grid.cols} tiles is more than the {MAX_TILES:,} a product "
+                             "holds")
         for key in ("class_map", "confidence", "skip_map"):
             raster = getattr(self, key)
             if raster is not None and raster.shape != (grid.rows, grid.cols):
                 name = key.replace("_", " ")
-                raise ValueError(f"{name} {raster.shape} does not fit its tile grid ({grid.rows} x {grid.cols} tiles of "
-                                 f"{self.grid.tile} px every {self.grid.stride} px over a {self.scene.shape} scene)")
+                raise ValueError(f"{name} {raster.shape} does not fit its tile grid ({grid.rows} x {grid.cols} tiles "
+                                 f"of {self.grid.tile} px every {self.grid.stride} px over a {self.scene.shape} scene)")
         if self.grid.shape != (grid.rows, grid.cols):
             raise ValueError(f"grid shape {self.grid.shape} is not the {grid.rows} x {grid.cols} tiles that its tile "
                              f"and stride lay over a {self.scene.shape} scene")
