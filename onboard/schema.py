@@ -172,10 +172,14 @@ def _one_line(exc: Exception, schema: Any) -> str:
         known = _fields_at(msgspec.inspect.type_info(schema), path)
         key = f"{path}.{unknown[1]}" if path else unknown[1]
         return f"{key}: unknown key" + (f" (known: {', '.join(known)})" if known else "")
+    missing = _MISSING.fullmatch(text)
+    if missing:
+        return f"{path}.{missing[1]}: missing" if path else f"{missing[1]}: missing"
     return f"{path}: {text}" if path else text
 
 
 _UNKNOWN = re.compile(r"Object contains unknown field `(.*)`")
+_MISSING = re.compile(r"Object missing required field `(.*)`")
 _STEP = re.compile(r"\.([^.\[]+)|\[[^\]]*\]")
 
 
