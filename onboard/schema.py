@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
@@ -69,7 +70,6 @@ class Schema(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
 _DECODERS = {
     "json": msgspec.json.decode,
     "msgpack": msgspec.msgpack.decode,
-    "toml": msgspec.toml.decode,
 }
 
 
@@ -96,11 +96,23 @@ def decode_contract(data: bytes | str, schema: type[T], *, contract: str, versio
 
 def decode(data: bytes | str, schema: type[T], *, source: str, error: type[OrbitliteError],
            format: Format = "json") -> T:
-    """`data` parsed as `format` and validated against `schema`, or `error` with one line."""
+    """`data` parsed as `format` and validated against `schema`, or `error` with one line. TOML
+    is parsed, then converted: a string holding an ISO 8601 time reads as a datetime, as in JSON."""
+    if format == "toml":
+        try:
+            obj = tomllib.loads(data.decode() if isinstance(data, bytes) else data)
+        except RecursionError:
+            raise error(f"{source}: nested too deeply") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise error(f"{source}: not valid TOML: {_one_line(exc, schema)}") from None
+        return convert(obj, schema, source=source, error=error)
     try:
         return _DECODERS[format](data, type=schema)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except msgspec.ValidationError as exc:
         raise error(f"{source}: {_one_line(exc, schema)}") from None
+    except msgspec.DecodeError as exc:
+        text = _one_line(exc, schema)
+        raise error(f"{source}: {text if format.upper() in text else f'not valid {format.upper()}: {text}'}") from None
     except RecursionError:
         raise error(f"{source}: nested too deeply") from None
     except (OverflowError, ValueError, UnicodeDecodeError) as exc:
