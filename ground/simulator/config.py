@@ -201,9 +201,12 @@ def _processing(given: ProcessingFile, base: Path, source: str) -> Processing:
         tiles_per_s = Processing.tiles_per_s if given.tiles_per_s is None else given.tiles_per_s
         return Processing(board, tiles_per_s, "assumed" if given.tiles_per_s is None else "given", given.run_in_eclipse)
     path = base / given.bench
-    what = f"processing.bench {path}"
-    result = decode(read_bounded(path, MAX_BYTES, error=SimulationError, what=what), BenchResult,
-                    source=f"{source}: {what} is not an `orbitlite hil bench --json` result", error=SimulationError)
+    try:
+        data = read_bounded(path, MAX_BYTES, error=SimulationError, what="bench result")
+    except SimulationError as exc:
+        raise SimulationError(f"{source}: processing.bench: {exc}") from None
+    result = decode(data, BenchResult, source=f"{source}: processing.bench {path} is not an `orbitlite hil bench "
+                                              f"--json` result", error=SimulationError)
     batch = "?" if result.batch is None else result.batch
     source_text = f"hil bench of {Path(result.model).name or '?'}, batch {batch} ({path.name})"
     return Processing(board, result.tiles_per_s, source_text, given.run_in_eclipse)
