@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from ground.downlink.link import Link, parse_link
+from ground.downlink.link import MAX_RATE, MIN_RATE, Link, parse_link
 from ground.errors import LinkRateError, SimulationError
 from ground.simulator.orbit import Orbit, Station
 from onboard.contracts.tiling import TileGrid
@@ -22,8 +22,11 @@ from onboard.schema import (Bytes, Fraction, Int64, Name, NonNegative, PathText,
                             decode, read_bounded)
 
 
+Rate = Annotated[float, Meta(ge=MIN_RATE, le=MAX_RATE)]  # bit/s
+
+
 class LinkPlan(Schema):
-    rate: Annotated[str, Meta(min_length=1, max_length=64)] | Positive = "s-band"  # a preset of ground.downlink.LINKS or bit/s
+    rate: Annotated[str, Meta(min_length=1, max_length=64)] | Rate = "s-band"  # a preset of ground.downlink.LINKS or bit/s
     setup_s: NonNegative = 60.0  # per contact, before data flows: acquisition, lock, handshake
     # Space Packet (6 B per 1024 B) + TM frame header and CRC (8 B per 1115 B) + ASM (4 B) +
     # Reed-Solomon (255,223) parity: what is not payload on air.

@@ -21,7 +21,7 @@ class BoardProfile(Schema, kw_only=False):
 
     def __post_init__(self) -> None:
         if not 0 <= self.idle_watts <= self.busy_watts:
-            raise BudgetError(f"board {self.name}: needs 0 <= idle_watts <= busy_watts, got "
+            raise BudgetError(f"board {self.name!r}: needs 0 <= idle_watts <= busy_watts, got "
                               f"{self.idle_watts} and {self.busy_watts}")
 
     @classmethod
