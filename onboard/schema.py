@@ -183,7 +183,8 @@ def _one_line(exc: Exception, schema: Any) -> str:
     unknown = _UNKNOWN.fullmatch(text)
     if unknown:
         known = _fields_at(msgspec.inspect.type_info(schema), path)
-        key = f"{path}.{unknown[1]}" if path else unknown[1]
+        name = unknown[1] if len(unknown[1]) <= 40 else unknown[1][:37] + "..."
+        key = f"{path}.{name}" if path else name
         return f"{key}: unknown key" + (f" (known: {', '.join(known)})" if known else "")
     missing = _MISSING.fullmatch(text)
     if missing:
