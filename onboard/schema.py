@@ -17,6 +17,8 @@ depth, and the caller bounds the input's size before it gets here (`read_bounded
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
@@ -35,10 +37,15 @@ Positive = Annotated[float, Meta(gt=0.0, le=1e300)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 PositiveInt = Annotated[int, Meta(ge=1, le=2**63 - 1)]
-Name = Annotated[str, Meta(min_length=1, max_length=255)]
+# A name (of a band, a class, a board, a station): printable, so it reads in one error line.
+Name = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Text = Annotated[str, Meta(max_length=4096)]
 Sha256 = Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
 Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+# A byte count written as an integer or as a float with no fraction (`600e6` in TOML).
+Bytes = Annotated[float, Meta(gt=0, le=2**53, multiple_of=1)]
+# A path as a config names it (relative to the config file, which resolves it): no control character.
+PathText = Annotated[str, Meta(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f\x7f]+$")]
 # A name that is safe as (part of) a file name: no path separator, no control character, not `.`
 # or `..`. Bytes on disk may exceed 255 for non-ASCII names; a reader that opens one checks that.
 FileName = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^(?!\.\.?$)[^/\\\x00-\x1f\x7f]+$")]
@@ -64,7 +71,6 @@ class Schema(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
 _DECODERS = {
     "json": msgspec.json.decode,
     "msgpack": msgspec.msgpack.decode,
-    "toml": msgspec.toml.decode,
 }
 
 
@@ -91,11 +97,23 @@ def decode_contract(data: bytes | str, schema: type[T], *, contract: str, versio
 
 def decode(data: bytes | str, schema: type[T], *, source: str, error: type[OrbitliteError],
            format: Format = "json") -> T:
-    """`data` parsed as `format` and validated against `schema`, or `error` with one line."""
+    """`data` parsed as `format` and validated against `schema`, or `error` with one line. TOML
+    is parsed, then converted: a string holding an ISO 8601 time reads as a datetime, as in JSON."""
+    if format == "toml":
+        try:
+            obj = tomllib.loads(data.decode() if isinstance(data, bytes) else data)
+        except RecursionError:
+            raise error(f"{source}: nested too deeply") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise error(f"{source}: not valid TOML: {_one_line(exc, schema)}") from None
+        return convert(obj, schema, source=source, error=error)
     try:
         return _DECODERS[format](data, type=schema)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise error(f"{source}: {_one_line(exc)}") from None
+    except msgspec.ValidationError as exc:
+        raise error(f"{source}: {_one_line(exc, schema)}") from None
+    except msgspec.DecodeError as exc:
+        text = _one_line(exc, schema)
+        raise error(f"{source}: {text if format.upper() in text else f'not valid {format.upper()}: {text}'}") from None
     except RecursionError:
         raise error(f"{source}: nested too deeply") from None
     except (OverflowError, ValueError, UnicodeDecodeError) as exc:
@@ -108,7 +126,7 @@ def convert(obj: Any, schema: type[T], *, source: str, error: type[OrbitliteErro
     try:
         return msgspec.convert(obj, type=schema, strict=strict)
     except msgspec.ValidationError as exc:
-        raise error(f"{source}: {_one_line(exc)}") from None
+        raise error(f"{source}: {_one_line(exc, schema)}") from None
     except RecursionError:
         raise error(f"{source}: nested too deeply") from None
     except (OverflowError, ValueError) as exc:
@@ -154,11 +172,53 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _one_line(exc: Exception) -> str:
-    """msgspec's "Expected `int`, got `str` - at `$.models.ladder[0]`" as "models.ladder[0]: ..."."""
+def _one_line(exc: Exception, schema: Any) -> str:
+    """msgspec's "Expected `int`, got `str` - at `$.models.ladder[0]`" as "models.ladder[0]: ...";
+    an unknown field as "budget.deadline: unknown key (known: cpu_seconds, ...)"."""
     message = " ".join(str(exc).split())
     text, sep, where = message.rpartition(" - at `$")
     if not sep:
-        return message
+        text, where = message, ""
     path = where.rstrip("`").lstrip(".")
+    unknown = _UNKNOWN.fullmatch(text)
+    if unknown:
+        known = _fields_at(msgspec.inspect.type_info(schema), path)
+        name = unknown[1] if len(unknown[1]) <= 40 else unknown[1][:37] + "..."
+        key = f"{path}.{name}" if path else name
+        return f"{key}: unknown key" + (f" (known: {', '.join(known)})" if known else "")
+    missing = _MISSING.fullmatch(text)
+    if missing:
+        return f"{path}.{missing[1]}: missing" if path else f"{missing[1]}: missing"
     return f"{path}: {text}" if path else text
+
+
+_UNKNOWN = re.compile(r"Object contains unknown field `(.*)`")
+_MISSING = re.compile(r"Object missing required field `(.*)`")
+_STEP = re.compile(r"\.([^.\[]+)|\[[^\]]*\]")
+
+
+def _fields_at(info: Any, path: str) -> list[str]:
+    """The names of the fields of the schema object at `path` (`models`, `stations[0]`), or none
+    when the path leads elsewhere."""
+    for step in _STEP.finditer("." + path if path else ""):
+        info = _struct_in(info, step[1] is None)
+        if info is None:
+            return []
+        if step[1] is None:
+            continue
+        info = next((f.type for f in getattr(info, "fields", ()) if f.encode_name == step[1]), None)
+    found = _struct_in(info, False)
+    return sorted(f.encode_name for f in found.fields) if isinstance(found, msgspec.inspect.StructType) else []
+
+
+def _struct_in(info: Any, item: bool) -> Any:
+    """`info` without its union and metadata layers; with `item`, the type of its elements."""
+    while isinstance(info, (msgspec.inspect.UnionType, msgspec.inspect.Metadata)):
+        if isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+        else:
+            info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), None)
+    if item:
+        info = getattr(info, "item_type", None) or getattr(info, "value_type", None)
+        return _struct_in(info, False) if info is not None else None
+    return info

@@ -213,14 +213,14 @@ def test_once_runs_the_spool_into_products_and_sets_failed_scenes_aside(model, s
 
 
 @pytest.mark.parametrize("change, fragments", [
-    ({"store": None}, ["store is missing"]),
+    ({"store": None}, ["store: Expected `object`, got `null`"]),
     ({"board": "rpi-9"}, ["board is 'rpi-9'", "rpi-4"]),
-    ({"budget": {"reserve": 1.5}}, ["budget", "reserve must be a fraction"]),
-    ({"budget": {"deadline": 60}}, ["budget.deadline is not a setting", "deadline_seconds"]),
-    ({"screening": {"max_cloud": 2}}, ["screening.max_cloud must lie in [0, 1]"]),
+    ({"budget": {"reserve": 1.5}}, ["budget.reserve: Expected `float` < 1.0"]),
+    ({"budget": {"deadline": 60}}, ["budget.deadline: unknown key", "deadline_seconds"]),
+    ({"screening": {"max_cloud": 2}}, ["screening.max_cloud: Expected `float` <= 1.0"]),
     ({"models": {"ladder": ["missing.tflite"]}}, ["models.ladder[0]", "missing.tflite not found"]),
     ({"bands": ["B02", "B03", "B04"]}, ["bands lacks B08"]),
-    ({"poll_seconds": "often"}, ["poll_seconds must be a number"]),
+    ({"poll_seconds": "often"}, ["poll_seconds: Expected `float`, got `str`"]),
     ({"spool": "nowhere"}, ["spool is", "not a directory"]),
 ])
 def test_a_bad_config_is_one_line_naming_the_field(model, tmp_path, change, fragments):
@@ -232,7 +232,7 @@ def test_a_bad_config_is_one_line_naming_the_field(model, tmp_path, change, frag
 
 def test_not_json_is_one_line(tmp_path):
     (tmp_path / "serve.json").write_text("{spool: spool")
-    assert_one_line_error(orbitlite("onboard", "serve", str(tmp_path / "serve.json")), "is not JSON")
+    assert_one_line_error(orbitlite("onboard", "serve", str(tmp_path / "serve.json")), "JSON is malformed")
 
 
 # -- the loop, driven by an injected clock and sleep -----------------------------------------------

@@ -23,6 +23,9 @@ LINKS = {
 }
 
 
+MIN_RATE, MAX_RATE = 1.0, 1e12  # bit/s: below, nothing moves in a mission's time; above, no radio
+
+
 def parse_link(text: str) -> Link:
     """A preset name (uhf, s-band, x-band) or a rate in bit/s, e.g. 9600 or 2e6."""
     if text.lower() in LINKS:
@@ -31,8 +34,9 @@ def parse_link(text: str) -> Link:
         rate = float(text)
     except ValueError:
         rate = 0.0
-    if rate <= 0:
-        raise LinkRateError(f"link {text!r}: give a preset ({', '.join(LINKS)}) or a positive rate in bit/s")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise LinkRateError(f"link {text!r}: give a preset ({', '.join(LINKS)}) or a positive rate in bit/s, "
+                            f"{MIN_RATE:g} to {MAX_RATE:g}")
     return Link(f"{rate:g} bit/s", rate)
 
 

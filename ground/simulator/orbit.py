@@ -9,8 +9,10 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache, cached_property
+from typing import Annotated
 
 import numpy as np
+from msgspec import Meta
 from sgp4.api import SGP4_ERRORS, Satrec, jday
 from sgp4.conveniences import sat_epoch_datetime
 from skyfield.api import EarthSatellite, load, load_file, wgs84
@@ -19,6 +21,7 @@ from skyfield.nutationlib import iau2000b_radians
 
 from ground.downlink.link import format_seconds
 from ground.errors import SimulationError
+from onboard.schema import Name, Schema
 
 # WGS84 (km)
 EARTH_A = 6378.137
@@ -85,20 +88,14 @@ class Orbit:
         return teme, _teme_to_earth_fixed(teme, jd + fr), jd + fr
 
 
-@dataclass(frozen=True)
-class Station:
-    name: str
-    lat_deg: float
-    lon_deg: float
-    alt_m: float = 0.0
-    min_elevation_deg: float = 5.0
+class Station(Schema, kw_only=False):
+    """A ground station: where it is, and the elevation (deg) above which it talks."""
 
-    def __post_init__(self) -> None:
-        if not (-90 <= self.lat_deg <= 90 and -180 <= self.lon_deg <= 180 and math.isfinite(self.alt_m)):
-            raise SimulationError(f"station {self.name}: latitude must be in [-90, 90] and longitude in "
-                                  f"[-180, 180], got {self.lat_deg}, {self.lon_deg} (altitude {self.alt_m} m)")
-        if not 0 <= self.min_elevation_deg < 90:
-            raise SimulationError(f"station {self.name}: min_elevation_deg must be in [0, 90), got {self.min_elevation_deg}")
+    name: Name
+    lat_deg: Annotated[float, Meta(ge=-90.0, le=90.0)]
+    lon_deg: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    alt_m: Annotated[float, Meta(ge=-1e4, le=1e5)] = 0.0
+    min_elevation_deg: Annotated[float, Meta(ge=0.0, lt=90.0)] = 5.0
 
 
 def _gmst(jd: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import numpy as np
 from ground.downlink.link import format_bytes, format_seconds
 from ground.simulator.payload import Series, Simulation
 from onboard.files import write_verified
+from onboard.schema import to_builtins
 
 
 def _iso(start: datetime, seconds: float) -> str:
@@ -24,7 +25,7 @@ def _iso(start: datetime, seconds: float) -> str:
 def report(sim: Simulation, every_s: float = 600.0) -> dict[str, Any]:
     """The simulation as JSON-ready data; the series sampled every `every_s`."""
     c, geo = sim.config, sim.geometry
-    config = asdict(c)
+    config = to_builtins(c)
     config["start"] = c.start_time.isoformat()
     config["link"]["bits_per_second"] = c.link.link.bits_per_second
     every = max(1, round(every_s / geo.step_s))

@@ -21,10 +21,9 @@ the reason, authenticated when the command was.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,15 +32,20 @@ from onboard.files import write_verified
 from onboard.link.framing import Frame, FrameType
 from onboard.link.port import Channel, Port
 from onboard.link.sealing import KEY_BYTES, seal, unseal
+from onboard.schema import Count, Schema, decode, encode_json, read_bounded, to_builtins
 
 
-@dataclass
-class LinkCounters:
-    commands: int = 0  # authentic, new commands carried out (or failed in their handler)
-    retransmissions: int = 0  # repeats of the last command, answered from the cache
-    refused_unauthenticated: int = 0  # bad MAC, or no message at all
-    refused_replay: int = 0  # authentic but an old counter
-    last_counter: int = 0
+MAX_STATE_BYTES = 4096  # the state file holds five counters
+
+
+class LinkCounters(Schema, frozen=False):
+    """What the link has done, kept in the state file across reboots."""
+
+    commands: Count = 0  # authentic, new commands carried out (or failed in their handler)
+    retransmissions: Count = 0  # repeats of the last command, answered from the cache
+    refused_unauthenticated: Count = 0  # bad MAC, or no message at all
+    refused_replay: Count = 0  # authentic but an old counter
+    last_counter: Count = 0
 
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -82,7 +86,7 @@ class Endpoint:
         self._channel.decoder.stats = stats
 
     def telemetry(self) -> dict[str, int]:
-        return {**asdict(self.counters), **asdict(self.frame_stats)}
+        return {**to_builtins(self.counters), **asdict(self.frame_stats)}
 
     def serve(self, stop: threading.Event, poll: float = 0.1) -> None:
         while not stop.is_set():
@@ -145,16 +149,17 @@ class Endpoint:
         return frame
 
     def _load_state(self) -> LinkCounters:
-        try:
-            return LinkCounters(**json.loads(self._state_path.read_text()))
-        except FileNotFoundError:
+        if not self._state_path.exists():
             return LinkCounters()
-        except (OSError, ValueError, TypeError) as exc:
-            raise LinkError(f"link state {self._state_path} is unreadable ({exc}): the replay counter cannot "
-                            f"be trusted; restore it or remove it and re-key the link") from None
+        try:
+            data = read_bounded(self._state_path, MAX_STATE_BYTES, error=LinkError, what="link state")
+            return decode(data, LinkCounters, source=f"link state {self._state_path}", error=LinkError)
+        except LinkError as exc:
+            raise LinkError(f"{exc}: the replay counter cannot be trusted; restore it or remove it and re-key "
+                            f"the link") from None
 
     def _save_state(self) -> None:
-        write_verified(self._state_path, json.dumps(asdict(self.counters)).encode())
+        write_verified(self._state_path, encode_json(self.counters))
 
 
 def _refusal(code: str, error: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ Uploads land under the payload's root, in the areas it allows (e.g. `spool/`, `s
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
@@ -27,11 +26,21 @@ from onboard._native import crc32c
 from onboard.errors import TransferError
 from onboard.files import fsync_dir, sha256_file, write_verified
 from onboard.link.endpoint import Handler
+from onboard.schema import Count, Schema, Text, decode, encode_json, read_bounded
 
 MAX_CHUNK = 32768
 DEFAULT_CHUNK = 4096  # the most a transfer sends at once; it shrinks on a noisy line (ChunkSize)
 MIN_CHUNK = 128
 STAGING = ".incoming"
+
+
+class Journal(Schema):
+    """Beside a part file: which file it is and how many of its bytes are verified."""
+
+    size: Count
+    sha256: Text
+    origin: Text
+    verified: Count
 
 
 class PartialFile:
@@ -45,11 +54,12 @@ class PartialFile:
         self.verified = self._resume_point()
 
     def _resume_point(self) -> int:
-        try:
-            meta = json.loads(self.journal.read_text())
-            same = (meta["size"], meta["sha256"], meta["origin"]) == (self.size, self.sha256, self.origin)
-            verified = int(meta["verified"]) if same else 0
-        except (OSError, ValueError, KeyError, TypeError):
+        try:  # a journal that is missing, unreadable or of another file restarts the transfer
+            meta = decode(read_bounded(self.journal, 16384, error=TransferError), Journal, source=str(self.journal),
+                          error=TransferError)
+            same = (meta.size, meta.sha256, meta.origin) == (self.size, self.sha256, self.origin)
+            verified = meta.verified if same else 0
+        except TransferError:
             verified = 0
         try:
             with open(self.part, "ab") as f:  # an unjournaled tail (a write cut short) is dropped
@@ -81,8 +91,8 @@ class PartialFile:
 
     def _record(self, verified: int) -> None:
         self.verified = verified
-        body = {"size": self.size, "sha256": self.sha256, "origin": self.origin, "verified": verified}
-        write_verified(self.journal, json.dumps(body).encode())
+        journal = Journal(size=self.size, sha256=self.sha256, origin=self.origin, verified=verified)
+        write_verified(self.journal, encode_json(journal))
 
     @property
     def complete(self) -> bool:

@@ -1,18 +1,106 @@
-"""The service's configuration: a JSON file read field by field into a `ServiceConfig`; every
-error names the file and the field, and a field nobody reads (a typo) is an error too."""
+"""The service's configuration: a JSON file checked against the schema `ServeFile` (every error
+names the file and the key path; a key the schema does not know, a typo, is an error too), then
+resolved into a `ServiceConfig`: paths against the config file's directory, the board by name or
+profile file, the budgets, the screening and the store's settings."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Literal
 
-from onboard.errors import BudgetError, ConfigError, OrbitliteError
+from msgspec import Meta
+
+from onboard.errors import ConfigError, OrbitliteError
 from onboard.inference.screening import Screening
 from onboard.run.boards import BOARDS, BoardProfile
 from onboard.run.budget import Budget
+from onboard.schema import (Count, Finite, Fraction, Int64, Name, PathText, Positive, PositiveInt, Schema, decode,
+                            read_bounded)
 from onboard.store.store import DropPolicy, StoreConfig
+
+MAX_BYTES = 2**20  # a config larger than this is refused unread (one is a few hundred bytes)
+
+Level = Annotated[int, Meta(ge=0, le=256)]  # a confidence (0..255) below which a tile counts; 256: all
+
+
+class Models(Schema):
+    ladder: Annotated[tuple[PathText, ...], Meta(min_length=1, max_length=64)]  # .tflite files, best first
+    cascade: PathText | None = None
+    cascade_below: Level = 128
+    threads: Annotated[int, Meta(ge=1, le=64)] = 1
+    batch: Annotated[int, Meta(ge=1, le=65536)] = 256
+    interpreter: Literal["auto", "ai_edge_litert", "tflite_runtime"] = "auto"
+    accelerator: Literal["cpu", "edgetpu"] = "cpu"
+
+    def __post_init__(self) -> None:
+        if len(set(self.ladder)) != len(self.ladder):
+            raise ValueError(f"ladder names a model twice: {', '.join(self.ladder)}")
+
+
+class Store(Schema):
+    path: PathText
+    capacity_bytes: PositiveInt
+    capacity_count: PositiveInt | None = None
+    policy: DropPolicy = StoreConfig.policy
+    resend_after: Positive | None = None  # s
+    max_file_bytes: PositiveInt | None = None
+
+
+class Budgets(Schema):
+    """Per-scene budgets: in the config's `budget` section, and as the link saves them."""
+
+    cpu_seconds: Positive | None = Budget.cpu_seconds
+    deadline_seconds: Positive | None = Budget.deadline_seconds
+    reserve: Annotated[float, Meta(ge=0.0, lt=1.0)] = Budget.reserve
+    run_in_eclipse: bool = Budget.run_in_eclipse
+
+    def budget(self) -> Budget:
+        return Budget(self.cpu_seconds, self.deadline_seconds, self.reserve, self.run_in_eclipse)
+
+
+class ScreeningSettings(Schema):
+    nodata_value: Finite | None = Screening.nodata_value  # null turns the no-data test off
+    max_nodata: Fraction = Screening.max_nodata
+    cloud: bool = Screening.cloud
+    max_cloud: Fraction = Screening.max_cloud
+    reflectance_per_dn: Positive = Screening.reflectance_per_dn
+    roi: tuple[Count, Count, Count, Count] | None = Screening.roi  # row0, col0, row1, col1
+    step: Annotated[int, Meta(ge=1, le=64)] = Screening.step
+
+    def __post_init__(self) -> None:
+        if self.roi is not None and not (self.roi[0] < self.roi[2] and self.roi[1] < self.roi[3]):
+            raise ValueError(f"roi must be [row0, col0, row1, col1] in scene pixels with row0 < row1 and "
+                             f"col0 < col1, got {list(self.roi)}")
+
+
+class Link(Schema):
+    port: Name
+    key_file: PathText
+    baud: Annotated[int, Meta(ge=1, le=2**31 - 1)] = 115200
+    state: PathText = "link-state.json"  # the replay counter and refusal counts
+    budget: PathText = "budget.json"  # budgets set over the link, which outlive a restart
+
+
+class ServeFile(Schema):
+    """The serve config as its file holds it (README, "orbitlite onboard serve")."""
+
+    spool: PathText
+    bands: Annotated[tuple[Name, ...], Meta(min_length=1, max_length=256)]
+    board: Name  # a name of BOARDS, or a board profile JSON file
+    models: Models
+    store: Store
+    telemetry: PathText
+    budget: Budgets = Budgets()
+    screening: ScreeningSettings | None = None  # absent: every tile goes through the models
+    priority: Int64 = 0
+    uncertain_below: Level = 128
+    poll_seconds: Positive = 5.0
+    link: Link | None = None  # absent: no link
+
+    def __post_init__(self) -> None:
+        if len(set(self.bands)) != len(self.bands):
+            raise ValueError(f"bands names one twice: {', '.join(self.bands)}")
 
 
 @dataclass(frozen=True)
@@ -55,94 +143,9 @@ class LinkConfig:
     budget: Path  # budgets set over the link, which outlive a restart
 
 
-_REQUIRED = object()
-
-
-class _Section:
-    """One JSON object of the config, read field by field; every error names the file and the
-    field, and a field nobody reads (a typo) is an error too."""
-
-    def __init__(self, source: Path, body: Any, prefix: str = "") -> None:
-        self.source, self.prefix = source, prefix
-        if not isinstance(body, dict):
-            raise self.error("", f"must be a JSON object, got {type(body).__name__}")
-        self.body: dict[str, Any] = body
-        self.read: set[str] = set()
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        name = f"{self.prefix}{key}".rstrip(".") or "the top level"
-        return ConfigError(f"config {self.source}: {name} {problem}")
-
-    def value(self, key: str, default: Any) -> Any:
-        """The field's value; None when it is absent or null and has a default."""
-        self.read.add(key)
-        value = self.body.get(key)
-        if value is None and default is _REQUIRED:
-            raise self.error(key, "is missing: add it (see `orbitlite onboard serve --help`)")
-        return value
-
-    def number(self, key: str, default: Any = _REQUIRED, *, positive: bool = False,
-               low: float | None = None, high: float | None = None) -> Any:
-        value = self.value(key, default)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(key, f"must be a number, got {value!r}")
-        if positive and value <= 0:
-            raise self.error(key, f"must be positive, got {value}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise self.error(key, f"must lie in [{low}, {high}], got {value}")
-        return value
-
-    def integer(self, key: str, default: Any = _REQUIRED, **bounds: Any) -> Any:
-        value = self.number(key, default, **bounds)
-        if value is not None and value != int(value):
-            raise self.error(key, f"must be a whole number, got {value}")
-        return None if value is None else int(value)
-
-    def text(self, key: str, default: Any = _REQUIRED, choices: Sequence[str] | None = None) -> Any:
-        value = self.value(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not value:
-            raise self.error(key, f"must be a non-empty string, got {value!r}")
-        if choices is not None and value not in choices:
-            raise self.error(key, f"is {value!r}: use one of {', '.join(choices)}")
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.value(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false, got {value!r}")
-        return value
-
-    def path(self, key: str, default: Any = _REQUIRED) -> Any:
-        """A path, relative to the config file's directory."""
-        value = self.text(key, default)
-        return default if value is default else self.source.parent / value
-
-    def names(self, key: str, what: str = "names") -> tuple[str, ...]:
-        value = self.value(key, _REQUIRED)
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            raise self.error(key, f"must be a non-empty list of {what}, got {value!r}")
-        if len(set(value)) != len(value):
-            raise self.error(key, f"names one twice: {value}")
-        return tuple(value)
-
-    def section(self, key: str, required: bool = False) -> "_Section | None":
-        value = self.value(key, _REQUIRED if required else None)
-        return None if value is None else _Section(self.source, value, f"{self.prefix}{key}.")
-
-    def done(self) -> None:
-        unknown = sorted(set(self.body) - self.read)
-        if unknown:
-            raise self.error(unknown[0], f"is not a setting here (known: {', '.join(sorted(self.read))})")
-
-
 def load_config(path: Path) -> ServiceConfig:
-    """Read and check a service configuration; raises ConfigError naming the field at fault.
+    """Read and check a service configuration; raises ConfigError in one line naming the file and
+    the key at fault.
 
     Example (paths relative to the config file):
         {"spool": "spool", "bands": ["B02", "B03", "B04", "B08"], "board": "rpi-4",
@@ -153,107 +156,51 @@ def load_config(path: Path) -> ServiceConfig:
          "priority": 1, "poll_seconds": 5, "telemetry": "telemetry.jsonl"}
     """
     path = Path(path)
-    try:
-        body = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"config {path} cannot be read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ConfigError(f"config {path} is not JSON: {exc}") from None
-    top = _Section(path, body)
-    spool = top.path("spool")
-    if not spool.is_dir():
-        raise top.error("spool", f"is {spool}, which is not a directory: create it or fix the path")
-
-    models = top.section("models", required=True)
-    ladder = tuple(path.parent / p for p in models.names("ladder", ".tflite paths, best first"))
-    cascade = models.path("cascade", None)
-    cascade_below = models.integer("cascade_below", 128, low=0, high=256)
-    threads = models.integer("threads", 1, low=1, high=64)
-    batch = models.integer("batch", 256, low=1, high=65536)
-    interpreter = models.text("interpreter", "auto", ("auto", "ai_edge_litert", "tflite_runtime"))
-    accelerator = models.text("accelerator", "cpu", ("cpu", "edgetpu"))
-    models.done()
-
-    store = top.section("store", required=True)
-    store_path = store.path("path")
-    store_config = StoreConfig(
-        capacity_bytes=store.integer("capacity_bytes", positive=True),
-        capacity_count=store.integer("capacity_count", None, positive=True),
-        policy=DropPolicy(store.text("policy", DropPolicy.DROP_LOWEST_PRIORITY_OLDEST.value,
-                                     [p.value for p in DropPolicy])),
-        resend_after=store.number("resend_after", None, positive=True),
-        max_file_bytes=store.integer("max_file_bytes", None, positive=True))
-    store.done()
-
-    budget = top.section("budget")
-    budget_config = Budget()
-    if budget is not None:
-        try:
-            budget_config = Budget(
-                cpu_seconds=budget.number("cpu_seconds", None, positive=True),
-                deadline_seconds=budget.number("deadline_seconds", None, positive=True),
-                reserve=budget.number("reserve", Budget.reserve), run_in_eclipse=budget.flag("run_in_eclipse", True))
-        except BudgetError as exc:
-            raise ConfigError(f"config {path}: budget: {exc}") from None
-        budget.done()
-
-    config = ServiceConfig(
-        source=path, spool=spool, store_path=store_path, store=store_config, ladder=ladder, bands=top.names("bands"),
-        board=_board(top), telemetry=top.path("telemetry"), cascade=cascade, cascade_below=cascade_below,
-        threads=threads, batch=batch, interpreter=interpreter, accelerator=accelerator, budget=budget_config,
-        screening=_screening(top.section("screening")), priority=top.integer("priority", 0),
-        uncertain_below=top.integer("uncertain_below", 128, low=0, high=256),
-        poll_seconds=top.number("poll_seconds", 5.0, positive=True), link=_link(top.section("link")))
-    top.done()
-    return config
+    source = f"config {path}"
+    data = read_bounded(path, MAX_BYTES, error=ConfigError, what="config")
+    body = decode(data, ServeFile, source=source, error=ConfigError)
+    base = path.parent
+    spool = base / body.spool
+    if not _is(spool, Path.is_dir):
+        raise ConfigError(f"{source}: spool is {spool}, which is not a directory: create it or fix the path")
+    models, store = body.models, body.store
+    return ServiceConfig(
+        source=path, spool=spool, store_path=base / store.path,
+        store=StoreConfig(capacity_bytes=store.capacity_bytes, capacity_count=store.capacity_count,
+                          policy=store.policy, resend_after=store.resend_after, max_file_bytes=store.max_file_bytes),
+        ladder=tuple(base / p for p in models.ladder), bands=body.bands, board=_board(body.board, base, source),
+        telemetry=base / body.telemetry, cascade=None if models.cascade is None else base / models.cascade,
+        cascade_below=models.cascade_below, threads=models.threads, batch=models.batch,
+        interpreter=models.interpreter, accelerator=models.accelerator, budget=body.budget.budget(),
+        screening=None if body.screening is None else _screening(body.screening), priority=body.priority,
+        uncertain_below=body.uncertain_below, poll_seconds=body.poll_seconds,
+        link=None if body.link is None else LinkConfig(
+            port=body.link.port, baud=body.link.baud, key_file=base / body.link.key_file, root=base,
+            state=base / body.link.state, budget=base / body.link.budget))
 
 
-def _link(section: _Section | None) -> LinkConfig | None:
-    """The link settings; no `link` section runs the service without one."""
-    if section is None:
-        return None
-    root = section.source.parent
-    config = LinkConfig(port=section.text("port"), baud=section.integer("baud", 115200, positive=True),
-                        key_file=section.path("key_file"), root=root,
-                        state=section.path("state", root / "link-state.json"),
-                        budget=section.path("budget", root / "budget.json"))
-    section.done()
-    return config
-
-
-def _board(top: _Section) -> BoardProfile:
+def _board(name: str, base: Path, source: str) -> BoardProfile:
     """A board by name from BOARDS, or a profile file (a path, relative to the config)."""
-    name = top.text("board")
     if name in BOARDS:
         return BOARDS[name]
-    profile = top.source.parent / name
-    if not profile.is_file():
-        raise top.error("board", f"is {name!r}: name one of {', '.join(BOARDS)}, or a board profile JSON file")
+    profile = base / name
+    if not _is(profile, Path.is_file):
+        raise ConfigError(f"{source}: board is {name!r}: name one of {', '.join(BOARDS)}, or a board profile JSON file")
     try:
         return BoardProfile.load(profile)
     except OrbitliteError as exc:
-        raise top.error("board", f"is unusable: {exc}") from None
+        raise ConfigError(f"{source}: board is unusable: {exc}") from None
 
 
-def _screening(section: _Section | None) -> Screening | None:
-    """Pre-screening settings; no `screening` section runs every tile through the models."""
-    if section is None:
-        return None
-    section.read.add("nodata_value")
-    roi = section.value("roi", None)
-    if roi is not None and not (isinstance(roi, list) and len(roi) == 4
-                                and all(isinstance(v, int) and not isinstance(v, bool) for v in roi)
-                                and roi[0] < roi[2] and roi[1] < roi[3]):
-        raise section.error("roi", f"must be [row0, col0, row1, col1] in scene pixels, row0 < row1 and "
-                                   f"col0 < col1, got {roi!r}")
-    # null turns the no-data test off, so here it does not mean "the default"
-    nodata_off = "nodata_value" in section.body and section.body["nodata_value"] is None
-    screening = Screening(
-        nodata_value=None if nodata_off else section.number("nodata_value", Screening.nodata_value),
-        max_nodata=section.number("max_nodata", Screening.max_nodata, low=0, high=1),
-        cloud=section.flag("cloud", Screening.cloud),
-        max_cloud=section.number("max_cloud", Screening.max_cloud, low=0, high=1),
-        reflectance_per_dn=section.number("reflectance_per_dn", Screening.reflectance_per_dn, positive=True),
-        roi=None if roi is None else tuple(roi), step=section.integer("step", Screening.step, low=1, high=64))
-    section.done()
-    return screening
+def _screening(settings: ScreeningSettings) -> Screening:
+    return Screening(nodata_value=settings.nodata_value, max_nodata=settings.max_nodata, cloud=settings.cloud,
+                     max_cloud=settings.max_cloud, reflectance_per_dn=settings.reflectance_per_dn, roi=settings.roi,
+                     step=settings.step)
+
+
+def _is(path: Path, test) -> bool:
+    """`test(path)`, False for a path the system refuses to look at (a name too long)."""
+    try:
+        return test(path)
+    except OSError:
+        return False

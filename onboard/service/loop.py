@@ -43,7 +43,8 @@ from onboard.run.budget import Budget, FixedPower, PowerSource, Scheduler
 from onboard.run.plan import Plan, build_plan
 from onboard.run.strips import classify_scene
 from onboard.scenes.raster import Raster
-from onboard.service.config import ServiceConfig
+from onboard.schema import decode, read_bounded
+from onboard.service.config import MAX_BYTES, Budgets, ServiceConfig
 from onboard.service.spool import DONE, FAILED, REASON_SUFFIX, open_spooled, scan_spool
 from onboard.service.telemetry import Telemetry, TelemetryLog, cpu_temperature, rss_bytes
 from onboard.store.store import SceneRecord, SceneState, Store
@@ -116,11 +117,12 @@ class Service:
         """The budgets last set over the link, which replace the config's."""
         if self.config.link is None or not self.config.link.budget.exists():
             return None
+        path = self.config.link.budget
         try:
-            return Budget(**json.loads(self.config.link.budget.read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"budgets set over the link, {self.config.link.budget}, are unreadable ({exc}): "
-                              f"remove the file to go back to the config's") from None
+            data = read_bounded(path, MAX_BYTES, error=ConfigError, what="budgets set over the link")
+            return decode(data, Budgets, source=f"budgets set over the link, {path}", error=ConfigError).budget()
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (remove the file to go back to the config's)") from None
 
     def _check_bands(self, plan: Plan) -> None:
         for i, model in enumerate(plan.models):

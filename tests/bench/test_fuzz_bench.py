@@ -1,10 +1,11 @@
-"""The contracts' fuzz tests (tests/test_fuzz_contracts.py) at 10^5 inputs per reader
-(ORBITLITE_FUZZ_EXAMPLES, which `make bench` sets): `make bench` prints how many inputs each
-reader took and how long it ran. Every input ends in the reader's own error or a valid result."""
+"""The fuzz tests of the contracts and the configs (tests/test_fuzz_contracts.py,
+tests/test_fuzz_configs.py) at 10^5 inputs per reader (ORBITLITE_FUZZ_EXAMPLES, which `make bench`
+sets): `make bench` prints how many inputs each reader took and how long it ran. Every input ends in the reader's own error or a valid result."""
 
 from __future__ import annotations
 
 from tests.fuzz import BENCH_EXAMPLES
+from tests.test_fuzz_configs import fuzz_board_profile, fuzz_serve_config, fuzz_simulate_config
 from tests.test_fuzz_contracts import fuzz_bundle, fuzz_manifest, fuzz_product
 
 
@@ -26,3 +27,15 @@ def test_bench_fuzz_product_reader(benchmark):
 
 def test_bench_fuzz_bundle_reader(benchmark, tmp_path):
     _fuzz(benchmark, "bundle manifest", lambda: fuzz_bundle(tmp_path, BENCH_EXAMPLES))
+
+
+def test_bench_fuzz_serve_config_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "serve config", lambda: fuzz_serve_config(tmp_path, BENCH_EXAMPLES))
+
+
+def test_bench_fuzz_simulate_config_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "simulate config", lambda: fuzz_simulate_config(tmp_path, BENCH_EXAMPLES))
+
+
+def test_bench_fuzz_board_profile_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "board profile", lambda: fuzz_board_profile(tmp_path, BENCH_EXAMPLES))
