@@ -3,6 +3,7 @@ uncompressed or compressed; a read touches only the strips or tiles that cover i
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import xml.etree.ElementTree as ElementTree
@@ -27,6 +28,9 @@ MAX_METADATA_CHARS = 2**20  # GDAL_METADATA longer than this is not parsed for b
 # not to the size the page gives it: a small hostile segment could ask for gigabytes.
 IMAGE_CODECS = frozenset(int(c) for c in tifffile.TIFF.IMAGE_COMPRESSIONS)
 CORRUPT = "the file is corrupt, copy it again or re-export it"
+# tifffile logs what it finds wrong in a file, several lines a file, and carries on; this reader
+# refuses what it cannot use in one line of its own, so tifffile's logging stays quiet.
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)

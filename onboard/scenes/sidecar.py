@@ -21,7 +21,8 @@ Side = Annotated[int, Meta(ge=1, le=MAX_SIDE)]
 
 class Sidecar(Schema):
     shape: tuple[Annotated[int, Meta(ge=1, le=MAX_BANDS)], Side, Side]  # bands, rows, cols
-    dtype: Annotated[str, Meta(min_length=1, max_length=16)]  # a numpy dtype name: uint8, uint16, float32, >u2
+    # a numpy dtype name: uint8, uint16, float32, >u2 (a name, not numpy's other dtype strings)
+    dtype: Annotated[str, Meta(pattern=r"^[<>=|]?[a-z]{1,8}[0-9]{0,2}$")]
     bands: Annotated[tuple[Name, ...], Meta(min_length=1, max_length=MAX_BANDS)]
     footprint: dict[Name, Data] | None = None  # crs, transform and bbox as in Raster.footprint; other keys kept
 
