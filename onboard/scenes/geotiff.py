@@ -92,11 +92,11 @@ def _read_page(tif: tifffile.TiffFile, index: int, path: Path) -> _Page:
         raise SceneError(f"scene {path}: page {index} is not readable ({one_line(exc)}): {CORRUPT}") from None
 
 
-def _metadata(tif: tifffile.TiffFile, path: Path) -> tuple[Any, Any]:
-    """The first page's GDAL_METADATA text and GeoTIFF tags: optional, so tags tifffile cannot
+def _metadata(tif: tifffile.TiffFile, index: int) -> tuple[Any, Any]:
+    """The GDAL_METADATA text and GeoTIFF tags of page `index`: optional, so tags tifffile cannot
     parse leave the scene without band names or footprint rather than refuse it."""
     try:
-        page = tif.pages[0]
+        page = tif.pages[index]
         return page.tags.valueof(42112), page.geotiff_tags
     except Exception:
         return None, None
@@ -159,7 +159,7 @@ class TiffRaster(Raster):
             for page in pages:
                 self._add_page(page, pages[0], tif.byteorder)
             check_shape(path, len(self._where), *self.shape)
-            names_xml, geo = _metadata(tif, path) if pages[0].index == 0 else (None, None)
+            names_xml, geo = _metadata(tif, pages[0].index)
         descriptions = _gdal_band_names(names_xml, len(self._where)) if len(pages) == 1 else None
         self.footprint = _footprint(geo, self.shape)
         self.named = descriptions is not None  # the file names its bands, so `bands` picks from them
