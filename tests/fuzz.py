@@ -23,15 +23,17 @@ import copy
 import json
 import math
 import os
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgpack
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 Format = Literal["json", "msgpack"]
+T = TypeVar("T")
 FUZZ_EXAMPLES = 500
 BENCH_EXAMPLES = int(os.environ.get("ORBITLITE_FUZZ_EXAMPLES", "100000"))
 DEEP = 100_000  # nesting far past any recursion limit
@@ -126,43 +128,74 @@ def _get(tree: Any, path: tuple) -> Any:
     return tree
 
 
-def _tweak(value: Any, draw: Callable) -> Any:
+class Choices:
+    """Where a mutation's choices come from: a Hypothesis `draw` (the inputs of a test, shrunk to a
+    small case when one fails) or a seeded `random.Random` (`random_inputs`: 10^5 inputs at the
+    speed of the reader, not of Hypothesis's engine, for `make bench`)."""
+
+    def __init__(self, draw: Callable | None = None, rng: random.Random | None = None) -> None:
+        self._draw, self._rng = draw, rng
+
+    def pick(self, options: Sequence[T]) -> T:
+        return self._draw(st.sampled_from(options)) if self._draw else self._rng.choice(options)
+
+    def integer(self, low: int, high: int) -> int:
+        return self._draw(st.integers(low, high)) if self._draw else self._rng.randint(low, high)
+
+    def binary(self, low: int, high: int) -> bytes:
+        if self._draw:
+            return self._draw(st.binary(min_size=low, max_size=high))
+        return self._rng.randbytes(self._rng.randint(low, high))
+
+
+def strategy(make: Callable[..., T], *args: Any) -> st.SearchStrategy[T]:
+    """`make(choices, *args)` as a Hypothesis strategy."""
+    return st.composite(lambda draw: make(Choices(draw=draw), *args))()
+
+
+def random_inputs(make: Callable[..., T], count: int, *args: Any, seed: int = 0) -> Iterator[T]:
+    """`count` inputs `make(choices, *args)` from a seeded generator: the same on every run."""
+    choices = Choices(rng=random.Random(seed))
+    for _ in range(count):
+        yield make(choices, *args)
+
+
+def _tweak(value: Any, c: Choices) -> Any:
     """A value near `value`: a number moved or scaled, a list or string cut or grown, a map with a
     key dropped or an unknown one added."""
     if isinstance(value, bool):
         return not value
     if isinstance(value, (int, float)):
-        return draw(st.sampled_from([value + 1, value - 1, -value, value * 1024, 0, value / 2, float(value)]))
+        return c.pick([value + 1, value - 1, -value, value * 1024, 0, value / 2, float(value)])
     if isinstance(value, str):
-        return draw(st.sampled_from([value[:-1], value + value, value.upper(), value + "\x00", (value or "x") * 100]
-                                    if len(value) < 1000 else [value[:10], ""]))
+        return c.pick([value[:-1], value + value, value.upper(), value + "\x00", (value or "x") * 100]
+                      if len(value) < 1000 else [value[:10], ""])
     if isinstance(value, (bytes, bytearray)):
-        return draw(st.sampled_from([bytes(value[: len(value) // 2]), bytes(value) * 2, bytes(value)[::-1]]))
+        return c.pick([bytes(value[: len(value) // 2]), bytes(value) * 2, bytes(value)[::-1]])
     if isinstance(value, list):
-        return draw(st.sampled_from([value[:-1], value + value[-1:], value[::-1], [value], value * 3]))
+        return c.pick([value[:-1], value + value[-1:], value[::-1], [value], value * 3])
     if isinstance(value, dict) and value:
-        key = draw(st.sampled_from(sorted(value, key=str)))
-        return draw(st.sampled_from([{k: v for k, v in value.items() if k != key}, {**value, "unknown": 1},
-                                     {**value, key: [value[key]]}]))
-    return draw(st.sampled_from(NASTY))
+        key = c.pick(sorted(value, key=str))
+        return c.pick([{k: v for k, v in value.items() if k != key}, {**value, "unknown": 1},
+                       {**value, key: [value[key]]}])
+    return c.pick(NASTY)
 
 
-@st.composite
-def mutated_tree(draw: Callable, tree: Any, mutations: int = 3) -> Any:
+def mutate_tree(c: Choices, tree: Any, mutations: int = 3) -> Any:
     """A copy of `tree` with one to `mutations` values replaced: by a nasty value, by a value near
     it, or by a part of itself (a map by one of its values, a list by an element)."""
     tree = copy.deepcopy(tree)
-    for _ in range(draw(st.integers(1, mutations))):
-        path = draw(st.sampled_from(_paths(tree)))
+    for _ in range(c.integer(1, mutations)):
+        path = c.pick(_paths(tree))
         value = _get(tree, path)
-        kind = draw(st.sampled_from(["nasty", "tweak", "child"]))
+        kind = c.pick(["nasty", "tweak", "child"])
         if kind == "nasty":
-            new = draw(st.sampled_from(NASTY))
+            new = c.pick(NASTY)
         elif kind == "tweak":
-            new = _tweak(value, draw)
+            new = _tweak(value, c)
         else:
             children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
-            new = draw(st.sampled_from(children)) if children else draw(st.sampled_from(NASTY))
+            new = c.pick(children) if children else c.pick(NASTY)
         new = copy.deepcopy(new)  # neither NASTY nor another part of the tree is edited through it later
         if not path:
             tree = new
@@ -171,34 +204,47 @@ def mutated_tree(draw: Callable, tree: Any, mutations: int = 3) -> Any:
     return tree
 
 
-@st.composite
-def mutated_bytes(draw: Callable, data: bytes, mutations: int = 4) -> bytes:
+def mutate_bytes(c: Choices, data: bytes, mutations: int = 4) -> bytes:
     """`data` with one to `mutations` byte-level edits: bits flipped, bytes set, cut short, bytes
     inserted, a span dropped or repeated."""
     data = bytearray(data)
-    for _ in range(draw(st.integers(1, mutations))):
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        kind = draw(st.sampled_from(["flip", "set", "truncate", "insert", "drop", "repeat"]))
+    for _ in range(c.integer(1, mutations)):
+        at = c.integer(0, max(len(data) - 1, 0))
+        kind = c.pick(["flip", "set", "truncate", "insert", "drop", "repeat"])
         if kind == "flip" and data:
-            data[at] ^= 1 << draw(st.integers(0, 7))
+            data[at] ^= 1 << c.integer(0, 7)
         elif kind == "set" and data:
-            data[at] = draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80, 0xC1, 0x22, 0x5B, 0x7B, 0x30, 0x39]))
+            data[at] = c.pick([0x00, 0xFF, 0x7F, 0x80, 0xC1, 0x22, 0x5B, 0x7B, 0x30, 0x39])
         elif kind == "truncate":
             del data[at:]
         elif kind == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+            data[at:at] = c.binary(1, 16)
         elif kind == "drop":
-            del data[at:at + draw(st.integers(1, 64))]
+            del data[at:at + c.integer(1, 64)]
         else:
-            span = data[at:at + draw(st.integers(1, 64))]
-            data[at:at] = span * draw(st.integers(1, 8))
+            span = data[at:at + c.integer(1, 64)]
+            data[at:at] = span * c.integer(1, 8)
     return bytes(data)
 
 
+def mutate(c: Choices, tree: Any, format: Format) -> bytes:
+    """An input near the valid `tree`: its encoding mutated byte by byte, or mutated as a tree."""
+    if c.pick(["bytes", "tree"]) == "bytes":
+        return mutate_bytes(c, encode(tree, format))
+    return encode(mutate_tree(c, tree), format)
+
+
+def mutated_bytes(data: bytes, mutations: int = 4) -> st.SearchStrategy[bytes]:
+    return strategy(mutate_bytes, data, mutations)
+
+
+def mutated_tree(tree: Any, mutations: int = 3) -> st.SearchStrategy[Any]:
+    return strategy(mutate_tree, tree, mutations)
+
+
 def mutants(tree: Any, format: Format) -> st.SearchStrategy[bytes]:
-    """Inputs near the valid `tree`: its encoding mutated byte by byte, or mutated as a tree."""
-    valid = encode(tree, format)
-    return st.one_of(mutated_bytes(valid), mutated_tree(tree).map(lambda t: encode(t, format)))
+    """Inputs near the valid `tree` (see `mutate`)."""
+    return strategy(mutate, tree, format)
 
 
 def assert_refused_or_read(read: Callable[[], Any], error: type[Exception]) -> Any:

@@ -139,7 +139,7 @@ class _Skipped(Schema):
     tiles: PositiveInt
 
 
-class _Footprint(Schema, forbid_unknown_fields=False):
+class Footprint(Schema, forbid_unknown_fields=False):
     """What ground tools read of a footprint; a scene's sidecar may add other keys."""
 
     crs: Annotated[str, Meta(max_length=255, pattern=r"(?i)^(epsg:[0-9]{1,9}|(?!epsg:).*)$")] | None = None
@@ -211,7 +211,7 @@ def decode_product(data: bytes, source: str = "product") -> Product:
     body = decode_contract(data, _Body, contract=SCHEMA, version=VERSION, what="orbitlite product", source=source,
                            error=ProductError, unreadable=f"{source} is not a msgpack product", format="msgpack")
     if body.scene.footprint is not None:
-        convert(body.scene.footprint, _Footprint, source=f"{source} is malformed: scene.footprint", error=ProductError)
+        convert(body.scene.footprint, Footprint, source=f"{source} is malformed: scene.footprint", error=ProductError)
     class_map = _inflate(body.class_map, "class_map", source)
     confidence = _inflate(body.confidence, "confidence", source)
     skip_map = None if body.skip_map is None else _inflate(body.skip_map, "skip_map", source)

@@ -3,6 +3,8 @@ uncompressed or compressed; a read touches only the strips or tiles that cover i
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -13,12 +15,25 @@ import numpy as np
 import tifffile
 
 from onboard.errors import SceneError
-from onboard.scenes.raster import Raster, native_dtype, one_line, open_fd, pread
+from onboard.scenes.raster import (MAX_BANDS, MAX_SAMPLES, MAX_SIDE, Raster, check_shape, native_dtype, one_line,
+                                   open_fd, pread)
 
-# A compressed strip or tile is decoded whole, so its size bounds the memory a read needs; larger
-# segments (a compressed image stored as one strip) cannot be streamed on the board.
+# A row of compressed strips or tiles is decoded whole and kept while reads reach into it, so its
+# size bounds the memory a read needs; larger rows (a compressed image stored as one strip) cannot
+# be streamed on the board.
 MAX_SEGMENT_BYTES = 64 << 20
-JPEG_COMPRESSIONS = {6, 7, 34892, 33007}  # these need the page's JPEG tables to decode a segment
+MAX_PAGES = 1024  # pages (IFDs) a file may hold: a band each, and overviews and masks
+MAX_METADATA_CHARS = 2**20  # GDAL_METADATA longer than this is not parsed for band names
+# The codecs read on board: the ones EO GeoTIFFs use, each decoding into the size the page gives a
+# segment. Others are refused at open: image codecs (JPEG, PNG, WebP, JPEG 2000, ...) decode to the
+# size their own header states, so a small hostile segment could ask for gigabytes, and the rarer
+# codecs are not worth their attack surface on a satellite (a fuzzed CCITT segment crashed one).
+CODECS = {1: "none", 5: "LZW", 8: "deflate", 32946: "deflate", 32773: "PackBits", 34925: "LZMA", 50000: "zstd"}
+PREDICTORS = {1, 2, 3}  # none, horizontal differencing, floating point
+CORRUPT = "the file is corrupt, copy it again or re-export it"
+# tifffile logs what it finds wrong in a file, several lines a file, and carries on; this reader
+# refuses what it cannot use in one line of its own, so tifffile's logging stays quiet.
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -33,9 +48,79 @@ class _Plane:
     grid_cols: int  # segments across the image
     samples: int  # samples per pixel inside a segment
     file_dtype: np.dtype
-    nodata: float
+    nodata: int | float
     decode: Callable[..., Any] | None  # None: stored uncompressed, so any rows are read directly
-    decode_args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Page:
+    """What the reader uses of one TIFF page, as tifffile gives it: read inside the reader's
+    boundary with tifffile (`_read_page`), checked field by field before use (`_add_page`)."""
+
+    index: int
+    subfiletype: Any
+    shape: Any
+    shaped: Any  # (separate planes, depth, rows, cols, contiguous samples)
+    dtype: Any
+    sampleformat: Any
+    bitspersample: Any
+    is_tiled: bool
+    tile: Any  # (depth, rows, cols) of a tile
+    rowsperstrip: Any
+    offsets: Any
+    counts: Any
+    compression: Any
+    predictor: Any
+    fillorder: Any
+    nodata: Any
+    decode: Callable[..., Any] | None
+
+
+def _read_page(tif: tifffile.TiffFile, index: int, path: Path) -> _Page:
+    """Page `index` of `tif`. tifffile raises many types on a hostile file (ValueError,
+    ZeroDivisionError, TypeError, IndexError, struct.error, ...): any of them, from tifffile only,
+    is this file's fault."""
+    try:
+        page = tif.pages[index]
+        compression = page.compression
+        return _Page(
+            index=index, subfiletype=page.subfiletype, shape=page.shape, shaped=page.shaped, dtype=page.dtype,
+            sampleformat=getattr(page.sampleformat, "name", page.sampleformat), bitspersample=page.bitspersample,
+            is_tiled=bool(page.is_tiled), tile=(page.tiledepth, page.tilelength, page.tilewidth),
+            rowsperstrip=page.rowsperstrip, offsets=page.dataoffsets, counts=page.databytecounts,
+            compression=compression, predictor=page.predictor, fillorder=page.fillorder, nodata=page.nodata,
+            decode=page.decode if page.dtype is not None and _whole(compression, 0, 2**16 - 1) in CODECS else None,
+        )
+    except Exception as exc:
+        raise SceneError(f"scene {path}: page {index} is not readable ({one_line(exc)}): {CORRUPT}") from None
+
+
+def _metadata(tif: tifffile.TiffFile, index: int) -> tuple[Any, Any]:
+    """The GDAL_METADATA text and GeoTIFF tags of page `index`: optional, so tags tifffile cannot
+    parse leave the scene without band names or footprint rather than refuse it."""
+    try:
+        page = tif.pages[index]
+        return page.tags.valueof(42112), page.geotiff_tags
+    except Exception:
+        return None, None
+
+
+def _whole(value: Any, low: int, high: int) -> int | None:
+    """`value` as an int if it is one (not a bool, a tuple of them, a float) in low..high."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and low <= value <= high:
+        return int(value)
+    return None
+
+
+def _positions(value: Any) -> np.ndarray | None:
+    """Segment offsets or byte counts as int64, if they are a list of non-negative integers."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iu" or array.min() < 0 or array.max() > 2**62:
+        return None
+    return array.astype(np.int64)
 
 
 class TiffRaster(Raster):
@@ -43,36 +128,65 @@ class TiffRaster(Raster):
     is a band each). A read decodes only the segments covering its rows; the compressed segments
     that reach below it are kept for the next read, so a top-to-bottom pass decodes each segment
     once, whatever the strip height, holding about one row of decoded segments of the bands read
-    (uncompressed segments are read row range by row range and never held)."""
+    (uncompressed segments are read row range by row range and never held). What the file states
+    is checked before it is used: page counts, sizes, tags, segment positions and sizes."""
 
     def __init__(self, path: Path) -> None:
         self.path, self.id = path, path.stem
         self._planes: list[_Plane] = []
         self._where: list[tuple[int, int]] = []  # band -> (plane, sample)
         try:
-            with tifffile.TiffFile(path) as tif:
-                pages = [p for p in tif.pages if not int(p.subfiletype) & 0b101]  # not an overview or mask
-                first = pages[0] if pages else None
-                if first is None or not first.shape:
-                    raise SceneError(f"scene {path} holds no image: give a GeoTIFF with one")
-                for page in pages:
-                    self._add_page(page, first, tif.byteorder)
-                descriptions = _gdal_band_names(first, len(self._where)) if len(pages) == 1 else None
-                self.footprint = _footprint(first.geotiff_tags, self.shape)
-        except (OSError, ValueError) as exc:  # tifffile's TiffFileError is a ValueError
+            tif = tifffile.TiffFile(path)
+        except Exception as exc:  # TiffFileError (a ValueError), OSError, and whatever a hostile header trips
             raise SceneError(f"scene {path} is not a readable TIFF ({one_line(exc)}): copy it again or re-export it") from None
+        with tif:
+            # len() follows the chain of IFDs once, stopping at a loop; iterating tif.pages would not.
+            try:
+                count = len(tif.pages)
+            except Exception as exc:
+                raise SceneError(f"scene {path} is not a readable TIFF ({one_line(exc)}): {CORRUPT}") from None
+            if count > MAX_PAGES:
+                raise SceneError(f"scene {path} holds {count:,} pages, more than the {MAX_PAGES:,} a scene may have: "
+                                 f"{CORRUPT}")
+            pages = []
+            for i in range(count):
+                page = _read_page(tif, i, path)
+                subfiletype = _whole(page.subfiletype, 0, 2**32 - 1)
+                if subfiletype is None:
+                    raise SceneError(f"scene {path}: page {i} has a NewSubfileType of {_brief(page.subfiletype)}: "
+                                     f"{CORRUPT}")
+                if not subfiletype & 0b101:  # not an overview or mask
+                    pages.append(page)
+            if not pages or not pages[0].shape:
+                raise SceneError(f"scene {path} holds no image: give a GeoTIFF with one")
+            for page in pages:
+                self._add_page(page, pages[0], tif.byteorder)
+            check_shape(path, len(self._where), *self.shape)
+            names_xml, geo = _metadata(tif, pages[0].index)
+        descriptions = _gdal_band_names(names_xml, len(self._where)) if len(pages) == 1 else None
+        self.footprint = _footprint(geo, self.shape)
         self.named = descriptions is not None  # the file names its bands, so `bands` picks from them
         self.bands = descriptions or tuple(f"B{i + 1}" for i in range(len(self._where)))
         self._fd = open_fd(path)
         self._carry: dict[tuple[int, int], np.ndarray] = {}
         self._check_extents()
 
-    def _add_page(self, page: Any, first: Any, byteorder: str) -> None:
-        separate, depth, rows, cols, contig = page.shaped
+    def _corrupt(self, page: _Page, what: str, value: Any) -> SceneError:
+        return SceneError(f"scene {self.path}: page {page.index} has {what} {_brief(value)}: {CORRUPT}")
+
+    def _add_page(self, page: _Page, first: _Page, byteorder: str) -> None:
+        shaped = page.shaped if isinstance(page.shaped, tuple) and len(page.shaped) == 5 else ()
+        layout = [_whole(v, 0, MAX_SAMPLES) for v in shaped]
+        if len(layout) != 5 or None in layout:
+            raise self._corrupt(page, "a shape of", page.shaped)
+        separate, depth, rows, cols, contig = layout
+        if not (1 <= rows <= MAX_SIDE and 1 <= cols <= MAX_SIDE and 1 <= separate * contig <= MAX_BANDS):
+            raise SceneError(f"scene {self.path}: page {page.index} is {rows} x {cols} px of {separate * contig} "
+                             f"band(s); a scene has 1 to {MAX_BANDS} bands of 1 to {MAX_SIDE:,} px a side: {CORRUPT}")
         if page.dtype is None:
-            kind = getattr(page.sampleformat, "name", page.sampleformat)
-            raise SceneError(f"scene {self.path} has {page.bitspersample}-bit {kind} samples, which numpy cannot hold; "
-                             f"supported are uint8, uint16, float32 (convert it, e.g. reflectance x 10000 as uint16)")
+            raise SceneError(f"scene {self.path} has {_brief(page.bitspersample)}-bit {page.sampleformat} samples, "
+                             f"which numpy cannot hold; supported are uint8, uint16, float32 (convert it, e.g. "
+                             f"reflectance x 10000 as uint16)")
         if page is first:
             self.shape = (rows, cols)
             self.dtype = native_dtype(self.path, np.dtype(page.dtype))
@@ -81,37 +195,58 @@ class TiffRaster(Raster):
                              f"{self.shape[0]} x {self.shape[1]} {self.dtype}; keep one image per file")
         if depth != 1:
             raise SceneError(f"scene {self.path} is a volume of depth {depth}: give one 2-D image of bands")
-        seg_rows, seg_cols = (page.tilelength, page.tilewidth) if page.is_tiled else (min(page.rowsperstrip or rows, rows), cols)
+        if page.is_tiled:
+            tile = [_whole(v, 1, MAX_SIDE) for v in page.tile] if isinstance(page.tile, tuple) else [None]
+            if None in tile or tile[0] != 1:
+                raise self._corrupt(page, "a tile of", page.tile)
+            seg_rows, seg_cols = tile[1], tile[2]
+        else:
+            strip = _whole(page.rowsperstrip, 1, 2**32 - 1)
+            if strip is None:
+                raise self._corrupt(page, "RowsPerStrip", page.rowsperstrip)
+            seg_rows, seg_cols = min(strip, rows), cols
         grid_cols = -(-cols // seg_cols)
         per_plane = -(-rows // seg_rows) * grid_cols
-        offsets = np.asarray(page.dataoffsets, dtype=np.int64)
-        counts = np.asarray(page.databytecounts, dtype=np.int64)
+        offsets, counts = _positions(page.offsets), _positions(page.counts)
+        if offsets is None or counts is None:
+            raise self._corrupt(page, "segment offsets or byte counts", page.offsets if offsets is None else page.counts)
         if len(offsets) != separate * per_plane or len(counts) != len(offsets):
             raise SceneError(f"scene {self.path}: page {page.index} lists {len(offsets)} segments where its layout "
                              f"needs {separate * per_plane}; the file is corrupt, re-export it")
+        compression = _whole(page.compression, 0, 2**16 - 1)
+        if compression not in CODECS or _whole(page.predictor, 0, 2**16 - 1) not in PREDICTORS:
+            kind = getattr(page.compression, "name", page.compression)
+            raise SceneError(f"scene {self.path} is {_brief(kind)}-compressed (predictor {_brief(page.predictor)}), "
+                             f"which the board does not decode ({', '.join(sorted(set(CODECS.values())))}, predictor "
+                             f"none, horizontal or floating point): rewrite it deflate-compressed "
+                             f"(gdal_translate -co TILED=YES -co COMPRESS=DEFLATE IN OUT)")
+        if page.bitspersample != self.dtype.itemsize * 8:
+            raise SceneError(f"scene {self.path} packs {_brief(page.bitspersample)}-bit samples into {self.dtype}, "
+                             f"which the board does not unpack: rewrite it with {self.dtype.itemsize * 8}-bit samples")
         file_dtype = np.dtype(byteorder + self.dtype.char)
-        raw = (page.compression == 1 and page.predictor == 1 and page.fillorder == 1
-               and page.bitspersample == self.dtype.itemsize * 8)
-        if not raw and seg_rows * seg_cols * contig * self.dtype.itemsize > MAX_SEGMENT_BYTES:
+        raw = compression == 1 and page.predictor == 1 and page.fillorder == 1
+        if not raw and seg_rows * grid_cols * seg_cols * contig * self.dtype.itemsize > MAX_SEGMENT_BYTES:
             raise SceneError(
                 f"scene {self.path} stores {seg_rows} x {seg_cols} px compressed segments, too large to decode in "
                 f"bounded memory: rewrite it tiled (gdal_translate -co TILED=YES -co COMPRESS=DEFLATE IN OUT)"
             )
-        decode_args = ({"jpegtables": page.jpegtables, "jpegheader": page.jpegheader}
-                       if page.compression in JPEG_COMPRESSIONS else {})
         if not raw:
             try:
-                page.decode(None, 0, **decode_args)  # an empty segment: a no-op for a decoder that works
+                page.decode(None, 0)  # an empty segment: a no-op for a decoder that works
             except Exception as exc:  # tifffile stands in for a missing codec with one that always raises
                 kind = getattr(page.compression, "name", page.compression)
                 raise SceneError(f"scene {self.path} is {kind}-compressed, which cannot be decoded here "
                                  f"({one_line(exc)}): pip install imagecodecs, or rewrite it deflate-compressed") from None
+        nodata = page.nodata
+        if (counts == 0).any() and not _fits(nodata, self.dtype):
+            raise SceneError(f"scene {self.path} leaves segments empty, to read as its no-data value "
+                             f"{_brief(nodata)}, which a {self.dtype} pixel cannot hold: {CORRUPT}")
         for s in range(separate):
             part = slice(s * per_plane, (s + 1) * per_plane)
             self._planes.append(_Plane(
                 first=s * per_plane, offsets=offsets[part], counts=counts[part], seg_rows=seg_rows,
                 seg_cols=seg_cols, grid_cols=grid_cols, samples=contig, file_dtype=file_dtype,
-                nodata=page.nodata, decode=None if raw else page.decode, decode_args=decode_args,
+                nodata=nodata if (counts[part] == 0).any() else 0, decode=None if raw else page.decode,
             ))
             self._where.extend((len(self._planes) - 1, c) for c in range(contig))
 
@@ -173,10 +308,17 @@ class TiffRaster(Raster):
             data = pread(self._fd, self.path, count, offset)
             try:
                 # (depth, rows, cols, samples); tifffile refuses a segment short of its rows in the image
-                segment = plane.decode(data, plane.first + k, **plane.decode_args)[0][0]
+                segment = plane.decode(data, plane.first + k)[0]
             except Exception as exc:  # codecs raise their own types (imagecodecs: RuntimeError, zlib.error)
                 raise SceneError(f"scene {self.path}: segment {plane.first + k} does not decode ({one_line(exc)}): "
                                  f"the file is corrupt, copy it again or re-export it") from None
+            top, left = k // plane.grid_cols * plane.seg_rows, k % plane.grid_cols * plane.seg_cols
+            need = (1, min(plane.seg_rows, self.shape[0] - top), min(plane.seg_cols, self.shape[1] - left), plane.samples)
+            if (not isinstance(segment, np.ndarray) or segment.ndim != 4 or segment.shape[0] != 1
+                    or segment.shape[3] != plane.samples or segment.shape[1] < need[1] or segment.shape[2] < need[2]):
+                raise SceneError(f"scene {self.path}: segment {plane.first + k} decodes to "
+                                 f"{getattr(segment, 'shape', None)} where its page needs {need}: {CORRUPT}")
+            segment = segment[0]
         if carry is not None:
             carry[(p, k)] = segment
         return segment[ra:rb]
@@ -188,12 +330,11 @@ class TiffRaster(Raster):
             self._fd = -1
 
 
-def _gdal_band_names(page: Any, count: int) -> tuple[str, ...] | None:
+def _gdal_band_names(text: Any, count: int) -> tuple[str, ...] | None:
     """Band names from GDAL's band descriptions (GDAL_METADATA items of role "description"),
-    when every band has a distinct one. The metadata is optional: when it is missing or cannot be
-    parsed, the bands go by their default names."""
-    text = page.tags.valueof(42112)
-    if not text:
+    when every band has a distinct one of 1 to 255 printable characters. The metadata is optional: when
+    it is missing or cannot be parsed, the bands go by their default names."""
+    if not isinstance(text, str) or not text or len(text) > MAX_METADATA_CHARS:
         return None
     try:
         items = ElementTree.fromstring(text).iter("Item")
@@ -202,30 +343,59 @@ def _gdal_band_names(page: Any, count: int) -> tuple[str, ...] | None:
     except (ElementTree.ParseError, ValueError):
         return None
     ordered = tuple(names.get(i, "") for i in range(count))
-    if len(names) != count or not all(ordered) or len(set(ordered)) != count:
+    if (len(names) != count or not all(0 < len(n) <= 255 and n.isprintable() for n in ordered)
+            or len(set(ordered)) != count):
         return None
     return ordered
 
 
-def _footprint(geo: dict[str, Any] | None, shape: tuple[int, int]) -> dict[str, Any] | None:
-    """CRS, affine transform and bounding box from GeoTIFF tags, as GDAL reads them."""
-    if not geo:
+def _numbers(value: Any, *sizes: int) -> np.ndarray | None:
+    """`value` as one of `sizes` finite floats, or None."""
+    try:
+        array = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
         return None
-    if "ModelTransformation" in geo:
-        m = np.asarray(geo["ModelTransformation"], dtype=np.float64).reshape(-1)
-        a, b, c, d, e, f = m[0], m[1], m[3], m[4], m[5], m[7]
-    elif "ModelPixelScale" in geo and len(geo.get("ModelTiepoint", ())) == 6:
-        sx, sy = geo["ModelPixelScale"][:2]
-        i, j, _, x, y, _ = geo["ModelTiepoint"]
+    return array if array.size in sizes and np.isfinite(array).all() else None
+
+
+def _footprint(geo: Any, shape: tuple[int, int]) -> dict[str, Any] | None:
+    """CRS, affine transform and bounding box from GeoTIFF tags, as GDAL reads them; None for a
+    file without them, or whose tags do not make a finite transform."""
+    if not isinstance(geo, dict):
+        return None
+    matrix = _numbers(geo.get("ModelTransformation"), 16)
+    scale, tie = _numbers(geo.get("ModelPixelScale"), 2, 3), _numbers(geo.get("ModelTiepoint"), 6)
+    if matrix is not None:
+        a, b, c, d, e, f = (float(matrix[i]) for i in (0, 1, 3, 4, 5, 7))
+    elif scale is not None and tie is not None:
+        (sx, sy), (i, j, _, x, y, _) = scale[:2].tolist(), tie.tolist()
         a, b, c, d, e, f = sx, 0.0, x - i * sx, 0.0, -sy, y + j * sy
     else:
         return None  # ground control points only: no affine transform
-    if int(geo.get("GTRasterTypeGeoKey", 1)) == 2:  # PixelIsPoint: the tie point is a pixel's centre
+    if _whole(geo.get("GTRasterTypeGeoKey", 1), 0, 2**16 - 1) == 2:  # PixelIsPoint: the tie point is a pixel's centre
         c, f = c - (a + b) / 2, f - (d + e) / 2
-    code = geo.get("ProjectedCSTypeGeoKey") or geo.get("GeographicTypeGeoKey")
-    crs = f"EPSG:{int(code)}" if code is not None and int(code) not in (0, 32767) else None
+    code = _whole(geo.get("ProjectedCSTypeGeoKey") or geo.get("GeographicTypeGeoKey"), 1, 2**31 - 1)
+    crs = f"EPSG:{code}" if code is not None and code != 32767 else None
     rows, cols = shape
     xs = [a * x + b * y + c for x, y in ((0, 0), (cols, 0), (0, rows), (cols, rows))]
     ys = [d * x + e * y + f for x, y in ((0, 0), (cols, 0), (0, rows), (cols, rows))]
-    return {"crs": crs, "transform": [float(v) for v in (a, b, c, d, e, f)],
-            "bbox": [float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))]}
+    transform, bbox = [a, b, c, d, e, f], [min(xs), min(ys), max(xs), max(ys)]
+    if not np.isfinite(transform + bbox).all():
+        return None
+    return {"crs": crs, "transform": transform, "bbox": bbox}
+
+
+def _fits(value: Any, dtype: np.dtype) -> bool:
+    """Whether a pixel of `dtype` holds `value` (a no-data value) as it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    if dtype.kind == "f":
+        return not math.isfinite(value) or abs(value) <= np.finfo(dtype).max
+    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+        return False
+    return np.iinfo(dtype).min <= value <= np.iinfo(dtype).max
+
+
+def _brief(value: Any) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from onboard.errors import SceneError
-from onboard.scenes.raster import Raster, checked_names, native_dtype, one_line, open_fd
+from onboard.scenes.raster import Raster, check_shape, checked_names, native_dtype, one_line, open_fd
 from onboard.scenes.sidecar import read_sidecar
 
 
@@ -24,6 +24,7 @@ class ArrayFileRaster(Raster):
                  footprint: dict[str, Any] | None = None) -> None:
         if len(shape) != 3 or min(shape) < 1:
             raise SceneError(f"scene {path} has shape {tuple(shape)}; expected (band, row, col), e.g. (4, 300, 300)")
+        check_shape(path, *shape)
         self.path, self.id, self.footprint = path, path.stem, footprint
         self.dtype = native_dtype(path, dtype)
         self.bands = checked_names(path, bands, shape[0])
@@ -50,7 +51,7 @@ class ArrayFileRaster(Raster):
                 else:
                     raise ValueError(f".npy format version {version} is not supported")
                 offset = f.tell()
-        except (OSError, ValueError, EOFError) as exc:
+        except Exception as exc:  # OSError, and numpy's header parser's ValueError, EOFError, tokenize.TokenError, ...
             raise SceneError(f"scene {path} is not a readable .npy file ({one_line(exc)}): save it with numpy.save") from None
         if fortran_order:
             raise SceneError(f"scene {path} is stored in Fortran order: save it C-ordered, "
@@ -60,7 +61,7 @@ class ArrayFileRaster(Raster):
     @classmethod
     def from_sidecar(cls, path: Path) -> "ArrayFileRaster":
         meta = read_sidecar(path)
-        return cls(path, meta.bands, meta.shape, meta.dtype, 0, meta.footprint)
+        return cls(path, meta.bands, meta.shape, meta.numpy_dtype, 0, meta.footprint)
 
     def read_strip(self, band_index: Sequence[int], row0: int, out: np.ndarray) -> int:
         n = self._rows_to_fill(band_index, row0, out)

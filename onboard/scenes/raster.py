@@ -14,6 +14,11 @@ from onboard.errors import SceneError
 from onboard.scenes.scene import SUPPORTED_DTYPES, band_positions
 
 JP2_FIX = "convert it to GeoTIFF on the ground (e.g. gdal_translate -of GTiff IN.jp2 OUT.tif)"
+# What a scene may be: far past any sensor's (a Sentinel-2 tile is 13 x 10980 x 10980), and small
+# enough that a file stating more is refused before a buffer or a byte offset is sized from it.
+MAX_SIDE = 2**20  # rows or columns
+MAX_BANDS = 1024
+MAX_SAMPLES = 2**40  # bands x rows x cols
 
 
 class Raster(ABC):
@@ -101,12 +106,22 @@ def with_bands(raster: Raster, bands: Sequence[str] | None, named: bool) -> Rast
 
 def checked_names(path: Path, names: Sequence[str], count: int) -> tuple[str, ...]:
     names = tuple(names)
+    if not all(name.isprintable() for name in names):
+        raise SceneError(f"scene {path}: band names must be printable text, got {names!r}")
     if len(names) != count:
         raise SceneError(f"scene {path} has {count} band(s) but {len(names)} band name(s) ({','.join(names)}) "
                          f"were given: name each band once, in file order")
     if len(set(names)) != len(names) or not all(names):
         raise SceneError(f"scene {path}: band names must be non-empty and distinct, got {','.join(names)}")
     return names
+
+
+def check_shape(path: Path, bands: int, rows: int, cols: int) -> None:
+    """Refuse a (bands, rows, cols) that no scene has: empty, or past the limits above."""
+    if not (1 <= bands <= MAX_BANDS and 1 <= rows <= MAX_SIDE and 1 <= cols <= MAX_SIDE
+            and bands * rows * cols <= MAX_SAMPLES):
+        raise SceneError(f"scene {path} states {bands} band(s) of {rows} x {cols} px; a scene has 1 to {MAX_BANDS} "
+                         f"bands of 1 to {MAX_SIDE:,} px a side: the file is corrupt, copy it again or re-export it")
 
 
 def native_dtype(path: Path, dtype: np.dtype) -> np.dtype:

@@ -3,25 +3,39 @@ names and footprint, e.g. {"shape": [13, 10980, 10980], "dtype": "uint16", "band
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from msgspec import Meta
 
+from onboard.contracts.product import Footprint
 from onboard.errors import SceneError
-from onboard.scenes.raster import one_line
+from onboard.scenes.raster import MAX_BANDS, MAX_SIDE
+from onboard.schema import Data, Name, Schema, convert, decode, read_bounded
 
-SIDECAR_KEYS = ("shape", "dtype", "bands", "footprint")
+MAX_BYTES = 2**20  # a sidecar larger than this is refused unread (one is a few hundred bytes)
+EXAMPLE = '{"shape": [4, 300, 300], "dtype": "uint16", "bands": ["B02", "B03", "B04", "B08"]}'
+Side = Annotated[int, Meta(ge=1, le=MAX_SIDE)]
+BandName = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+\Z")]  # no control character
 
 
-@dataclass(frozen=True)
-class Sidecar:
-    shape: list[int]
-    dtype: np.dtype
-    bands: list[str]
-    footprint: dict[str, Any] | None
+class Sidecar(Schema):
+    shape: tuple[Annotated[int, Meta(ge=1, le=MAX_BANDS)], Side, Side]  # bands, rows, cols
+    # a numpy dtype name: uint8, uint16, float32, >u2 (a name, not numpy's other dtype strings)
+    dtype: Annotated[str, Meta(pattern=r"^[<>=|]?[a-z]{1,8}[0-9]{0,2}$")]
+    bands: Annotated[tuple[BandName, ...], Meta(min_length=1, max_length=MAX_BANDS)]
+    footprint: dict[Name, Data] | None = None  # crs, transform and bbox as in Raster.footprint; other keys kept
+
+    def __post_init__(self) -> None:
+        try:
+            np.dtype(self.dtype)
+        except TypeError:
+            raise ValueError(f"unknown dtype {self.dtype!r}; use uint8, uint16 or float32") from None
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
 
 
 def sidecar_path(path: Path) -> Path:
@@ -29,26 +43,16 @@ def sidecar_path(path: Path) -> Path:
 
 
 def read_sidecar(path: Path) -> Sidecar:
-    """The sidecar of the raw file at `path`, checked."""
+    """The sidecar of the raw file at `path`, checked; a fault is one SceneError line naming the
+    sidecar, the key path and what a sidecar holds."""
     sidecar = sidecar_path(path)
-    example = '{"shape": [4, 300, 300], "dtype": "uint16", "bands": ["B02", "B03", "B04", "B08"]}'
+    data = read_bounded(sidecar, MAX_BYTES, error=SceneError, what="sidecar")
+    tree = decode(data, Any, source=f"sidecar {sidecar} is not readable JSON", error=SceneError)
     try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, ValueError) as exc:
-        raise SceneError(f"sidecar {sidecar} is not readable JSON ({one_line(exc)}): write it like {example}") from None
-    if not isinstance(meta, dict) or any(k not in meta for k in ("shape", "dtype", "bands")):
-        raise SceneError(f"sidecar {sidecar} needs shape, dtype and bands, like {example}")
-    unknown = sorted(set(meta) - set(SIDECAR_KEYS))
-    if unknown:
-        raise SceneError(f"sidecar {sidecar} has unknown key(s) {','.join(unknown)}; known: {','.join(SIDECAR_KEYS)}")
-    shape, bands, footprint = meta["shape"], meta["bands"], meta.get("footprint")
-    if (not isinstance(shape, list) or not all(isinstance(n, int) for n in shape)
-            or not isinstance(bands, list) or not all(isinstance(b, str) for b in bands)
-            or not isinstance(footprint, (dict, type(None)))):
-        raise SceneError(f"sidecar {sidecar}: shape is a list of 3 integers, bands a list of names, footprint "
-                         f"an object, like {example}")
-    try:
-        dtype = np.dtype(meta["dtype"])
-    except TypeError:
-        raise SceneError(f"sidecar {sidecar}: unknown dtype {meta['dtype']!r}; use uint8, uint16 or float32") from None
-    return Sidecar(shape, dtype, bands, footprint)
+        meta = convert(tree, Sidecar, source=f"sidecar {sidecar}", error=SceneError)
+        if meta.footprint is not None:
+            convert(meta.footprint, Footprint, source=f"sidecar {sidecar}: footprint", error=SceneError)
+    except SceneError as exc:
+        raise SceneError(f"{exc}; a sidecar needs shape, dtype and bands (footprint optional), shape a list of "
+                         f"3 integers, like {EXAMPLE}") from None
+    return meta

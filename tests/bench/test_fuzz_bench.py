@@ -1,12 +1,16 @@
-"""The fuzz tests of the contracts and the configs (tests/test_fuzz_contracts.py,
-tests/test_fuzz_configs.py) at 10^5 inputs per reader (ORBITLITE_FUZZ_EXAMPLES, which `make bench`
-sets): `make bench` prints how many inputs each reader took and how long it ran. Every input ends in the reader's own error or a valid result."""
+"""The fuzz tests of the contracts, the configs and the scene readers (tests/test_fuzz_contracts.py,
+tests/test_fuzz_configs.py, tests/test_fuzz_scenes.py; the scene fuzzers from a seeded generator
+rather than Hypothesis's engine, which would take hours) at 10^5 inputs per reader
+(ORBITLITE_FUZZ_EXAMPLES, which `make bench` sets): `make bench` prints how many inputs each reader
+took and how long it ran. Every input ends in the reader's own error or a valid result, within the
+scene fuzzers' time and memory bounds."""
 
 from __future__ import annotations
 
 from tests.fuzz import BENCH_EXAMPLES
 from tests.test_fuzz_configs import fuzz_board_profile, fuzz_serve_config, fuzz_simulate_config
 from tests.test_fuzz_contracts import fuzz_bundle, fuzz_manifest, fuzz_product
+from tests.test_fuzz_scenes import fuzz_band_folder, fuzz_geotiff, fuzz_npy, fuzz_raw
 
 
 def _fuzz(benchmark, reader: str, run) -> None:
@@ -39,3 +43,19 @@ def test_bench_fuzz_simulate_config_reader(benchmark, tmp_path):
 
 def test_bench_fuzz_board_profile_reader(benchmark, tmp_path):
     _fuzz(benchmark, "board profile", lambda: fuzz_board_profile(tmp_path, BENCH_EXAMPLES))
+
+
+def test_bench_fuzz_npy_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "scene .npy", lambda: fuzz_npy(tmp_path, BENCH_EXAMPLES, fast=True))
+
+
+def test_bench_fuzz_geotiff_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "scene GeoTIFF", lambda: fuzz_geotiff(tmp_path, BENCH_EXAMPLES, fast=True))
+
+
+def test_bench_fuzz_band_folder_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "scene band folder", lambda: fuzz_band_folder(tmp_path, BENCH_EXAMPLES, fast=True))
+
+
+def test_bench_fuzz_raw_sidecar_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "scene raw file and sidecar", lambda: fuzz_raw(tmp_path, BENCH_EXAMPLES, fast=True))
