@@ -1,11 +1,19 @@
-"""The int8 agreement bench's table, printed in the terminal summary of `make bench` (a test's
-own output is captured, and a passing test's is not shown)."""
+"""Whether timings count (`make bench`), and the int8 agreement bench's table, printed in the
+terminal summary (a passing test's own output is not shown)."""
 
 from __future__ import annotations
 
 import pytest
 
 INT8_ROWS = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def benchmarks_enabled(request) -> bool:
+    """True under `make bench` (--benchmark-enable). Ratios of timings are asserted only then: under
+    `make test` (--benchmark-disable) the same code runs and asserts behaviour, since a loaded
+    machine can upset any timing."""
+    return not request.config.getoption("benchmark_disable") or request.config.getoption("benchmark_enable")
 
 
 def pytest_terminal_summary(terminalreporter, config) -> None:

@@ -35,8 +35,9 @@ def patches():
 
 @pytest.mark.parametrize("epochs", EPOCHS)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_bench_int8_agrees_with_its_keras_model(benchmark, request, patches, tmp_path, arch, epochs):
-    if not benchmark.enabled:
+def test_bench_int8_agrees_with_its_keras_model(benchmark, benchmarks_enabled, request, patches, tmp_path, arch,
+                                                epochs):
+    if not benchmarks_enabled:
         pytest.skip("trains every family twice: runs in `make bench` (--benchmark-enable)")
     train, val, test = split(patches, 0)
 
