@@ -60,13 +60,17 @@ def spyndex_scene() -> np.ndarray:
 @pytest.fixture(scope="session")
 def ground_models(tmp_path_factory) -> dict[str, Path]:
     """A small model trained, pruned and converted through the `orbitlite ground` commands, on
-    SYNTHETIC patches in the spyndex scene's bands."""
+    SYNTHETIC patches in the spyndex scene's bands. Trained long enough, at a rate cnn-s does not
+    lose features to (at 3e-3 two seeds in five left a fifth of the tiles on dead ReLUs), to land
+    well clear of the thresholds the tests assert on any seed and thread count (measured over
+    seeds 0-4 and 1 and 2 intra-op threads: see test_train_prune_convert_through_the_cli)."""
     d = tmp_path_factory.mktemp("ground")
     steps = [
         ("synth", "--out", str(d / "patches.npz"), "--per-class", "150", "--bands", SPYNDEX_BANDS),
-        ("train", "--data", str(d / "patches.npz"), "--out", str(d / "m.keras"), "--arch", "cnn-s", "--epochs", "12"),
+        ("train", "--data", str(d / "patches.npz"), "--out", str(d / "m.keras"), "--arch", "cnn-s", "--epochs", "24",
+         "--lr", "1e-3"),
         ("prune", "--data", str(d / "patches.npz"), "--model", str(d / "m.keras"), "--out", str(d / "p.keras"),
-         "--sparsity", "0.5", "--epochs", "3"),
+         "--sparsity", "0.5", "--epochs", "5"),
         ("convert", "--data", str(d / "patches.npz"), "--model", str(d / "p.keras"), "--out", str(d / "p.tflite")),
     ]
     outputs = {}

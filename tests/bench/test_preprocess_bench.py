@@ -1,6 +1,7 @@
 """onboard._native tile pre-processing against its numpy equivalent, on the real Sentinel-2
 scene: 32 x 32 x 4 int8 tiles, as a model-zoo CNN takes them. `make bench` prints the timings;
-the ratio is measured within one run, so it holds whatever the machine's speed."""
+the ratio is measured within one run, so it holds whatever the machine's speed, and is asserted
+only when benchmarks are enabled (`make bench`): a loaded machine (CI) can upset any timing."""
 
 from __future__ import annotations
 
@@ -54,10 +55,11 @@ def test_bench_numpy_preprocess(benchmark, job):
     assert out.shape == (len(job[1]), TILE, TILE, 4)
 
 
-def test_native_is_faster_than_numpy(job, record_property):
+def test_native_is_faster_than_numpy(job, record_property, benchmarks_enabled):
     native, numpy_ = _best_of(_native_run, job), _best_of(_numpy_run, job)
     ratio = numpy_ / native
     record_property("native_over_numpy_speedup", round(ratio, 1))
     print(f"\n{len(job[1])} tiles: native {native / len(job[1]) * 1e6:.2f} us/tile, "
           f"numpy {numpy_ / len(job[1]) * 1e6:.2f} us/tile, {ratio:.1f}x")
-    assert ratio > 2
+    if benchmarks_enabled:
+        assert ratio > 2

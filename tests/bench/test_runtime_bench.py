@@ -1,5 +1,7 @@
 """The flight runtime against the interpreter's own speed, and a full Sentinel-2 tile in the RAM
-of a Raspberry Pi Zero 2 W. Ratios are measured within one run, so they hold on any machine."""
+of a Raspberry Pi Zero 2 W. Ratios are measured within one run; they are asserted only when
+benchmarks are enabled (`make bench`), since a loaded machine (CI) can upset any timing: under
+`make test` the same runs assert behaviour only."""
 
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ def _bare_loop(model_path, tiles: np.ndarray, batch: int) -> float:
     return time.perf_counter() - t0
 
 
-def test_onboard_run_keeps_up_with_a_bare_interpreter_loop(ground_models, spyndex_scene, tmp_path, record_property):
+def test_onboard_run_keeps_up_with_a_bare_interpreter_loop(ground_models, spyndex_scene, tmp_path, record_property,
+                                                            benchmarks_enabled):
     scene = np.ascontiguousarray(np.tile(spyndex_scene, (1, 16, 16))[:, :4544, :4544])  # 142 x 142 = 20,164 tiles
     np.save(tmp_path / "scene.npy", scene)
     model_path = ground_models["tflite"]
@@ -55,7 +58,8 @@ def test_onboard_run_keeps_up_with_a_bare_interpreter_loop(ground_models, spynde
     print(f"\nonboard run: {len(grid)} tiles at {ours_rate:.0f} tiles/s end to end; bare loop {bare_rate:.0f} tiles/s; "
           f"ratio {ratio:.3f}")
     assert product.runtime["tiles"] == len(grid)
-    assert ratio >= 0.9
+    if benchmarks_enabled:
+        assert ratio >= 0.9
 
 
 CHILD = textwrap.dedent("""
