@@ -33,7 +33,7 @@ with quiet_stderr():
 
 # The same seed gives the same model on the same machine: ops that have a deterministic kernel use
 # it, and one without raises instead of varying from run to run. Each fit seeds Python, numpy and
-# TensorFlow from its TrainConfig (ground.train.fit). Other CPUs and thread counts may still round
+# TensorFlow from its TrainConfig (ground.training.train.fit). Other CPUs and thread counts may still round
 # differently, so tests assert margins measured across seeds and thread counts, not one run's figures.
 tf.config.experimental.enable_op_determinism()
 

@@ -1,6 +1,6 @@
 """How faithfully each family's int8 TFLite model decides like its own Keras model, on the held-out
 split of SYNTHETIC 32 x 32 x 4 tiles, after a few epochs and after a longer schedule. The TFLite
-figures come through the on-board runtime (ground.convert.write_tflite), as in every manifest.
+figures come through the on-board runtime (ground.conversion.convert.write_tflite), as in every manifest.
 `make bench` prints the table (tests/bench/conftest.py); it trains five families twice, so it
 runs only there.
 
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import ground  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from ground.convert import tflite_scores, write_tflite
-from ground.pipeline import new_model, split
-from ground.synthetic import generate_patches
-from ground.train import TrainConfig, fit, predict
+from ground.conversion.convert import tflite_scores, write_tflite
+from ground.pipeline.steps import new_model, split
+from ground.datasets.synthetic import generate_patches
+from ground.training.train import TrainConfig, fit, predict
 from tests.bench.conftest import INT8_ROWS
 
 ARCHS = ["cnn-s", "cnn-l", "wrn-eca", "mobile", "nas-cell"]
