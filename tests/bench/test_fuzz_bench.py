@@ -7,10 +7,18 @@ scene fuzzers' time and memory bounds."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fuzz import BENCH_EXAMPLES
 from tests.test_fuzz_configs import fuzz_board_profile, fuzz_serve_config, fuzz_simulate_config
 from tests.test_fuzz_contracts import fuzz_bundle, fuzz_manifest, fuzz_product
 from tests.test_fuzz_scenes import fuzz_band_folder, fuzz_geotiff, fuzz_npy, fuzz_raw
+
+
+@pytest.fixture(autouse=True)
+def _only_in_bench(benchmarks_enabled) -> None:
+    if not benchmarks_enabled:
+        pytest.skip("10^5 inputs per reader: runs in `make bench`; `make test` fuzzes each reader in tests/test_fuzz_*.py")
 
 
 def _fuzz(benchmark, reader: str, run) -> None:
