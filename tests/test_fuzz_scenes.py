@@ -13,6 +13,7 @@ import itertools
 import json
 import signal
 import struct
+import time
 import tracemalloc
 from contextlib import contextmanager
 from functools import cache
@@ -114,12 +115,15 @@ def fuzz(make: Callable[[Choices], T], feed: Callable[[T], None], examples: int,
 
     with traced():
         if fast:
+            start = time.monotonic()
             for data in itertools.chain(cases, random_inputs(make, examples)):
                 try:
                     one(data)
                 except BaseException:
                     save.write_text(repr(data))
                     raise
+                if ran % 10_000 == 0:
+                    print(f"{save.parent.name}: {ran:,} inputs in {time.monotonic() - start:.0f} s", flush=True)
             return ran
         run = fuzz_settings(examples)(given(data=strategy(make))(one))
         for case in cases:

@@ -24,9 +24,12 @@ from onboard.scenes.raster import (MAX_BANDS, MAX_SAMPLES, MAX_SIDE, Raster, che
 MAX_SEGMENT_BYTES = 64 << 20
 MAX_PAGES = 1024  # pages (IFDs) a file may hold: a band each, and overviews and masks
 MAX_METADATA_CHARS = 2**20  # GDAL_METADATA longer than this is not parsed for band names
-# Codecs that decode a segment to the size its own header states (JPEG, PNG, WebP, JPEG 2000, ...),
-# not to the size the page gives it: a small hostile segment could ask for gigabytes.
-IMAGE_CODECS = frozenset(int(c) for c in tifffile.TIFF.IMAGE_COMPRESSIONS)
+# The codecs read on board: the ones EO GeoTIFFs use, each decoding into the size the page gives a
+# segment. Others are refused at open: image codecs (JPEG, PNG, WebP, JPEG 2000, ...) decode to the
+# size their own header states, so a small hostile segment could ask for gigabytes, and the rarer
+# codecs are not worth their attack surface on a satellite (a fuzzed CCITT segment crashed one).
+CODECS = {1: "none", 5: "LZW", 8: "deflate", 32946: "deflate", 32773: "PackBits", 34925: "LZMA", 50000: "zstd"}
+PREDICTORS = {1, 2, 3}  # none, horizontal differencing, floating point
 CORRUPT = "the file is corrupt, copy it again or re-export it"
 # tifffile logs what it finds wrong in a file, several lines a file, and carries on; this reader
 # refuses what it cannot use in one line of its own, so tifffile's logging stays quiet.
@@ -86,7 +89,7 @@ def _read_page(tif: tifffile.TiffFile, index: int, path: Path) -> _Page:
             is_tiled=bool(page.is_tiled), tile=(page.tiledepth, page.tilelength, page.tilewidth),
             rowsperstrip=page.rowsperstrip, offsets=page.dataoffsets, counts=page.databytecounts,
             compression=compression, predictor=page.predictor, fillorder=page.fillorder, nodata=page.nodata,
-            decode=None if page.dtype is None or compression in IMAGE_CODECS else page.decode,
+            decode=page.decode if page.dtype is not None and _whole(compression, 0, 2**16 - 1) in CODECS else None,
         )
     except Exception as exc:
         raise SceneError(f"scene {path}: page {index} is not readable ({one_line(exc)}): {CORRUPT}") from None
@@ -211,14 +214,17 @@ class TiffRaster(Raster):
             raise SceneError(f"scene {self.path}: page {page.index} lists {len(offsets)} segments where its layout "
                              f"needs {separate * per_plane}; the file is corrupt, re-export it")
         compression = _whole(page.compression, 0, 2**16 - 1)
-        if compression in IMAGE_CODECS:
+        if compression not in CODECS or _whole(page.predictor, 0, 2**16 - 1) not in PREDICTORS:
             kind = getattr(page.compression, "name", page.compression)
-            raise SceneError(f"scene {self.path} is {kind}-compressed, whose segments decode to the size they state "
-                             f"themselves, unbounded on the board: rewrite it deflate-compressed "
+            raise SceneError(f"scene {self.path} is {_brief(kind)}-compressed (predictor {_brief(page.predictor)}), "
+                             f"which the board does not decode ({', '.join(sorted(set(CODECS.values())))}, predictor "
+                             f"none, horizontal or floating point): rewrite it deflate-compressed "
                              f"(gdal_translate -co TILED=YES -co COMPRESS=DEFLATE IN OUT)")
+        if page.bitspersample != self.dtype.itemsize * 8:
+            raise SceneError(f"scene {self.path} packs {_brief(page.bitspersample)}-bit samples into {self.dtype}, "
+                             f"which the board does not unpack: rewrite it with {self.dtype.itemsize * 8}-bit samples")
         file_dtype = np.dtype(byteorder + self.dtype.char)
-        raw = (compression == 1 and page.predictor == 1 and page.fillorder == 1
-               and page.bitspersample == self.dtype.itemsize * 8)
+        raw = compression == 1 and page.predictor == 1 and page.fillorder == 1
         if not raw and seg_rows * grid_cols * seg_cols * contig * self.dtype.itemsize > MAX_SEGMENT_BYTES:
             raise SceneError(
                 f"scene {self.path} stores {seg_rows} x {seg_cols} px compressed segments, too large to decode in "
@@ -226,8 +232,6 @@ class TiffRaster(Raster):
             )
         if not raw:
             try:
-                if page.decode is None:
-                    raise ValueError(f"no decoder for compression {compression}")
                 page.decode(None, 0)  # an empty segment: a no-op for a decoder that works
             except Exception as exc:  # tifffile stands in for a missing codec with one that always raises
                 kind = getattr(page.compression, "name", page.compression)
@@ -328,7 +332,7 @@ class TiffRaster(Raster):
 
 def _gdal_band_names(text: Any, count: int) -> tuple[str, ...] | None:
     """Band names from GDAL's band descriptions (GDAL_METADATA items of role "description"),
-    when every band has a distinct one of at most 255 characters. The metadata is optional: when
+    when every band has a distinct one of 1 to 255 printable characters. The metadata is optional: when
     it is missing or cannot be parsed, the bands go by their default names."""
     if not isinstance(text, str) or not text or len(text) > MAX_METADATA_CHARS:
         return None
@@ -339,7 +343,8 @@ def _gdal_band_names(text: Any, count: int) -> tuple[str, ...] | None:
     except (ElementTree.ParseError, ValueError):
         return None
     ordered = tuple(names.get(i, "") for i in range(count))
-    if len(names) != count or not all(0 < len(n) <= 255 for n in ordered) or len(set(ordered)) != count:
+    if (len(names) != count or not all(0 < len(n) <= 255 and n.isprintable() for n in ordered)
+            or len(set(ordered)) != count):
         return None
     return ordered
 

@@ -106,6 +106,8 @@ def with_bands(raster: Raster, bands: Sequence[str] | None, named: bool) -> Rast
 
 def checked_names(path: Path, names: Sequence[str], count: int) -> tuple[str, ...]:
     names = tuple(names)
+    if not all(name.isprintable() for name in names):
+        raise SceneError(f"scene {path}: band names must be printable text, got {names!r}")
     if len(names) != count:
         raise SceneError(f"scene {path} has {count} band(s) but {len(names)} band name(s) ({','.join(names)}) "
                          f"were given: name each band once, in file order")

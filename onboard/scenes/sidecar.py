@@ -17,13 +17,14 @@ from onboard.schema import Data, Name, Schema, convert, decode, read_bounded
 MAX_BYTES = 2**20  # a sidecar larger than this is refused unread (one is a few hundred bytes)
 EXAMPLE = '{"shape": [4, 300, 300], "dtype": "uint16", "bands": ["B02", "B03", "B04", "B08"]}'
 Side = Annotated[int, Meta(ge=1, le=MAX_SIDE)]
+BandName = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+\Z")]  # no control character
 
 
 class Sidecar(Schema):
     shape: tuple[Annotated[int, Meta(ge=1, le=MAX_BANDS)], Side, Side]  # bands, rows, cols
     # a numpy dtype name: uint8, uint16, float32, >u2 (a name, not numpy's other dtype strings)
     dtype: Annotated[str, Meta(pattern=r"^[<>=|]?[a-z]{1,8}[0-9]{0,2}$")]
-    bands: Annotated[tuple[Name, ...], Meta(min_length=1, max_length=MAX_BANDS)]
+    bands: Annotated[tuple[BandName, ...], Meta(min_length=1, max_length=MAX_BANDS)]
     footprint: dict[Name, Data] | None = None  # crs, transform and bbox as in Raster.footprint; other keys kept
 
     def __post_init__(self) -> None:
