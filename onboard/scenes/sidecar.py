@@ -23,7 +23,7 @@ BandName = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\
 class Sidecar(Schema):
     shape: tuple[Annotated[int, Meta(ge=1, le=MAX_BANDS)], Side, Side]  # bands, rows, cols
     # a numpy dtype name: uint8, uint16, float32, >u2 (a name, not numpy's other dtype strings)
-    dtype: Annotated[str, Meta(pattern=r"^[<>=|]?[a-z]{1,8}[0-9]{0,2}$")]
+    dtype: Annotated[str, Meta(pattern=r"^[<>=|]?(?!a[0-9]*\Z)[a-z]{1,8}[0-9]{0,2}\Z")]  # numpy deprecates "a"
     bands: Annotated[tuple[BandName, ...], Meta(min_length=1, max_length=MAX_BANDS)]
     footprint: dict[Name, Data] | None = None  # crs, transform and bbox as in Raster.footprint; other keys kept
 
