@@ -492,7 +492,7 @@ def test_sidecar_refusals(tmp_path):
     cases = [
         ("{not json", "not readable JSON"),
         (json.dumps({"shape": [2, 10, 10], "dtype": "uint16"}), "needs shape, dtype and bands"),
-        (json.dumps({**good, "band_names": ["x"]}), "unknown field `band_names`"),
+        (json.dumps({**good, "band_names": ["x"]}), "band_names: unknown key"),
         (json.dumps({**good, "shape": "2x10x10"}), "a list of 3 integers"),
         (json.dumps({**good, "dtype": "uint12"}), "unknown dtype 'uint12'"),
         (json.dumps({**good, "dtype": "int16"}), "dtype int16"),
