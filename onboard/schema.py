@@ -38,17 +38,17 @@ Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 PositiveInt = Annotated[int, Meta(ge=1, le=2**63 - 1)]
 # A name (of a band, a class, a board, a station): printable, so it reads in one error line.
-Name = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Name = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+\Z")]
 Text = Annotated[str, Meta(max_length=4096)]
-Sha256 = Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
+Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
 Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 # A byte count written as an integer or as a float with no fraction (`600e6` in TOML).
 Bytes = Annotated[float, Meta(gt=0, le=2**53, multiple_of=1)]
 # A path as a config names it (relative to the config file, which resolves it): no control character.
-PathText = Annotated[str, Meta(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f\x7f]+$")]
+PathText = Annotated[str, Meta(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f\x7f]+\Z")]
 # A name that is safe as (part of) a file name: no path separator, no control character, not `.`
 # or `..`. Bytes on disk may exceed 255 for non-ASCII names; a reader that opens one checks that.
-FileName = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^(?!\.\.?$)[^/\\\x00-\x1f\x7f]+$")]
+FileName = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^(?!\.\.?\Z)[^/\\\x00-\x1f\x7f]+\Z")]
 Scalar = Union[None, bool, Int64, Finite, Text]
 
 

@@ -112,7 +112,7 @@ class _Scene(Schema):
 class _Model(Schema):
     id: FileName
     # One sha256 per model of the plan, comma-separated.
-    sha256: Annotated[str, Meta(max_length=65 * 64, pattern="^[0-9a-f]{64}(,[0-9a-f]{64})*$")]
+    sha256: Annotated[str, Meta(max_length=65 * 64, pattern=r"^[0-9a-f]{64}(,[0-9a-f]{64})*\Z")]
     classes: Annotated[tuple[Name, ...], Meta(min_length=1, max_length=NODATA)]
 
 
@@ -142,7 +142,7 @@ class _Skipped(Schema):
 class Footprint(Schema, forbid_unknown_fields=False):
     """What ground tools read of a footprint; a scene's sidecar may add other keys."""
 
-    crs: Annotated[str, Meta(max_length=255, pattern=r"(?i)^(epsg:[0-9]{1,9}|(?!epsg:).*)$")] | None = None
+    crs: Annotated[str, Meta(max_length=255, pattern=r"(?i)^(epsg:[0-9]{1,9}|(?!epsg:).*)\Z")] | None = None
     transform: tuple[Finite, Finite, Finite, Finite, Finite, Finite] | None = None
     bbox: tuple[Finite, Finite, Finite, Finite] | None = None
 

@@ -1,9 +1,9 @@
-"""The fuzz tests of the contracts, the configs and the scene readers (tests/test_fuzz_contracts.py,
-tests/test_fuzz_configs.py, tests/test_fuzz_scenes.py; the scene fuzzers from a seeded generator
-rather than Hypothesis's engine, which would take hours) at 10^5 inputs per reader
-(ORBITLITE_FUZZ_EXAMPLES, which `make bench` sets): `make bench` prints how many inputs each reader
-took and how long it ran. Every input ends in the reader's own error or a valid result, within the
-scene fuzzers' time and memory bounds."""
+"""The fuzz tests of the contracts, the configs, the link and the scene readers
+(tests/test_fuzz_contracts.py, tests/test_fuzz_configs.py, tests/test_fuzz_link.py,
+tests/test_fuzz_scenes.py; the scene fuzzers from a seeded generator rather than Hypothesis's
+engine, which would take hours) at 10^5 inputs per reader (ORBITLITE_FUZZ_EXAMPLES, which `make
+bench` sets): `make bench` prints how many inputs each reader took and how long it ran. Every input
+ends in the reader's own error or a valid result, within the scene fuzzers' time and memory bounds."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from tests.fuzz import BENCH_EXAMPLES
 from tests.test_fuzz_configs import fuzz_board_profile, fuzz_serve_config, fuzz_simulate_config
 from tests.test_fuzz_contracts import fuzz_bundle, fuzz_manifest, fuzz_product
+from tests.test_fuzz_link import fuzz_frame_decoder, fuzz_reassembly, fuzz_unseal
 from tests.test_fuzz_scenes import fuzz_band_folder, fuzz_geotiff, fuzz_npy, fuzz_raw
 
 
@@ -67,3 +68,15 @@ def test_bench_fuzz_band_folder_reader(benchmark, tmp_path):
 
 def test_bench_fuzz_raw_sidecar_reader(benchmark, tmp_path):
     _fuzz(benchmark, "scene raw file and sidecar", lambda: fuzz_raw(tmp_path, BENCH_EXAMPLES, fast=True))
+
+
+def test_bench_fuzz_frame_decoder(benchmark):
+    _fuzz(benchmark, "link frame decoder", lambda: fuzz_frame_decoder(BENCH_EXAMPLES))
+
+
+def test_bench_fuzz_unseal(benchmark):
+    _fuzz(benchmark, "sealed link messages", lambda: fuzz_unseal(BENCH_EXAMPLES))
+
+
+def test_bench_fuzz_ccsds_reassembly(benchmark):
+    _fuzz(benchmark, "CCSDS reassembly", lambda: fuzz_reassembly(BENCH_EXAMPLES))
