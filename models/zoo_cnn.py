@@ -37,11 +37,16 @@ def build_zoo_cnn(input_shape: tuple[int, int, int], n_classes: int, config: Zoo
     keras.utils.set_random_seed(config.seed)
     init = keras.initializers.get({"class_name": config.initializer, "config": {"seed": config.seed}})
     x = inputs = keras.Input(input_shape, name="tiles")
+    # Activation before max-pooling: for a monotonic activation (relu, tanh, ...) it is the zoo's
+    # conv-pool-activation function exactly, but the int8 converter then fuses a ReLU into its
+    # convolution, whose output scale spans only the non-negative half: half the rounding step of
+    # the pre-activation range, which an int8 model stopped after a few epochs needs to decide
+    # like its Keras model where its top classes lie close (tests/bench int8 agreement bench).
     for i, (filters, kernel, pool) in enumerate(_LAYERS[config.size]):
         x = keras.layers.Conv2D(filters, kernel, kernel_initializer=init, name=f"conv{i + 1}")(x)
+        x = keras.layers.Activation(config.activation, name=f"act{i + 1}")(x)
         if pool:
             x = keras.layers.MaxPool2D(name=f"pool{i + 1}")(x)
-        x = keras.layers.Activation(config.activation, name=f"act{i + 1}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     if config.dropout:
         x = keras.layers.Dropout(config.dropout, seed=config.seed, name="dropout")(x)

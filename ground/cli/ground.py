@@ -48,7 +48,7 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
               help="Model-zoo CNN (small or large), Wide ResNet with ECA, Edge-TPU mobile net, or NAS-Bench-101 cell net.")
 @_set_option
 @click.option("--epochs", default=15, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "adamw", "sgd"]))
 @click.option("--lr", default=3e-3, show_default=True, type=float, help="Learning rate.")
 @click.option("--weight-decay", default=0.0, show_default=True, type=float)

@@ -32,7 +32,7 @@ class TrainConfig:
     """The optimizer axes of the model zoo."""
 
     epochs: int = 15
-    batch_size: int = 64
+    batch_size: int = 32
     optimizer: str = "adam"
     learning_rate: float = 3e-3
     weight_decay: float = 0.0

@@ -4,10 +4,10 @@ figures come through the on-board runtime (ground.conversion.convert.write_tflit
 `make bench` prints the table (tests/bench/conftest.py); it trains five families twice, so it
 runs only there.
 
-A tile is undecided when the Keras model's top two probabilities lie within UNDECIDED of each
-other: there, the int8 output's step of 1/256 and its accumulated rounding pick either class, so
-agreement is asserted overall where the Keras model decides nearly every tile, and on the tiles it
-decides where it does not (a model stopped after a few epochs, still near uniform)."""
+Agreement is asserted over every tile, also after 3 epochs, when the Keras model still hesitates
+between some classes: a tile counts as undecided where its top two probabilities lie within
+UNDECIDED of each other, reported to show how much of the agreement rests on near ties (the
+int8 logits resolve steps of about 0.04 logit)"""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ ARCHS = ["cnn-s", "cnn-l", "wrn-eca", "mobile", "nas-cell"]
 EPOCHS = [3, 10]
 AGREEMENT = 0.98
 UNDECIDED = 0.02  # top-1 minus top-2 probability of the Keras model
-MOSTLY_DECIDED = 0.95  # share of decided tiles above which overall agreement is asserted
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +58,4 @@ def test_bench_int8_agrees_with_its_keras_model(benchmark, benchmarks_enabled, r
            "decided_agreement": round(decided_agreement, 4)}
     request.config.stash.setdefault(INT8_ROWS, []).append(row)
     benchmark.extra_info.update(row)
-    assert decided_agreement >= AGREEMENT
-    if decided.mean() >= MOSTLY_DECIDED:
-        assert acc.agreement >= AGREEMENT
+    assert acc.agreement >= AGREEMENT
