@@ -8,12 +8,27 @@ import pytest
 INT8_ROWS = pytest.StashKey[list]()
 
 
+def _enabled(config: pytest.Config) -> bool:
+    return not config.getoption("benchmark_disable") or config.getoption("benchmark_enable")
+
+
 @pytest.fixture
 def benchmarks_enabled(request) -> bool:
     """True under `make bench` (--benchmark-enable). Ratios of timings are asserted only then: under
     `make test` (--benchmark-disable) the same code runs and asserts behaviour, since a loaded
     machine can upset any timing."""
-    return not request.config.getoption("benchmark_disable") or request.config.getoption("benchmark_enable")
+    return _enabled(request.config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Benchmarks marked `bench_only` (hours of fuzzing, training every family) belong to `make
+    bench` alone: `make test` deselects them (their behaviour is tested there at a bounded size)."""
+    if _enabled(config):
+        return
+    bench_only = [item for item in items if item.get_closest_marker("bench_only")]
+    if bench_only:
+        config.hook.pytest_deselected(items=bench_only)
+        items[:] = [item for item in items if not item.get_closest_marker("bench_only")]
 
 
 def pytest_terminal_summary(terminalreporter, config) -> None:

@@ -16,10 +16,8 @@ from tests.test_fuzz_link import fuzz_frame_decoder, fuzz_reassembly, fuzz_unsea
 from tests.test_fuzz_scenes import fuzz_band_folder, fuzz_geotiff, fuzz_npy, fuzz_raw
 
 
-@pytest.fixture(autouse=True)
-def _only_in_bench(benchmarks_enabled) -> None:
-    if not benchmarks_enabled:
-        pytest.skip("10^5 inputs per reader: runs in `make bench`; `make test` fuzzes each reader in tests/test_fuzz_*.py")
+# 10^5 inputs per reader: `make bench` alone; `make test` fuzzes each reader in tests/test_fuzz_*.py.
+pytestmark = pytest.mark.bench_only
 
 
 def _fuzz(benchmark, reader: str, run) -> None:

@@ -32,12 +32,10 @@ def patches():
     return generate_patches(200, size=32, bands=("B02", "B03", "B04", "B08"), seed=0)
 
 
+@pytest.mark.bench_only  # trains every family twice: `make bench` alone
 @pytest.mark.parametrize("epochs", EPOCHS)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_bench_int8_agrees_with_its_keras_model(benchmark, benchmarks_enabled, request, patches, tmp_path, arch,
-                                                epochs):
-    if not benchmarks_enabled:
-        pytest.skip("trains every family twice: runs in `make bench` (--benchmark-enable)")
+def test_bench_int8_agrees_with_its_keras_model(benchmark, request, patches, tmp_path, arch, epochs):
     train, val, test = split(patches, 0)
 
     def train_and_convert():
