@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 import signal
 import struct
 import time
@@ -21,10 +22,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
+import pytest
 import tifffile
 from hypothesis import example, given
 
 from onboard.errors import SceneError
+from onboard.scenes.geotiff import MAX_PAGES
 from onboard.scenes.reader import open_raster
 from tests.fuzz import (FUZZ_EXAMPLES, HUGE_INT, INF, NAN, Choices, assert_refused_or_read, deep, encode,
                         fuzz_settings, mutate, mutate_bytes, random_inputs, strategy)
@@ -293,18 +296,47 @@ def tiff_edit(c: Choices, seed: bytes, edits: int = 3) -> bytes:
     return data
 
 
+def chained(seed: bytes, copies: int, back: int | None) -> bytes:
+    """`seed` with `copies` copies of its first IFD chained after its last one; the last copy ends
+    the chain, or points back at copy `back` (a loop), or past the file (`back` -1)."""
+    chain = ifds(seed)
+    (first, n), (last, last_n) = chain[0], chain[-1]
+    data = bytearray(seed)
+    data += b"\0" * (len(data) % 2)
+    ifd = seed[first:first + 2 + 12 * n] + b"\0\0\0\0"
+    starts = [len(data) + i * len(ifd) for i in range(copies)]
+    data += ifd * copies
+    for at, to in zip([last + 2 + 12 * last_n, *(s + 2 + 12 * n for s in starts)],
+                      [*starts, 0 if back is None else len(data) + 1 if back < 0 else starts[back]]):
+        struct.pack_into("<I", data, at, to)
+    return bytes(data)
+
+
+def tiff_chain(c: Choices, seed: bytes) -> bytes:
+    """`seed` with its chain of IFDs grown: to as many pages as a scene may have, or more, or past
+    the 100 IFDs within which tifffile looks for a loop, ending there, looping back or leaving the file."""
+    if not ifds(seed):  # a file mutated before, whose IFDs cannot be found
+        return mutate_bytes(c, seed)
+    copies = c.pick([1, 98, 99, 100, 101, 150, MAX_PAGES - len(ifds(seed)), MAX_PAGES + 1])
+    return chained(seed, copies, c.pick([None, -1, 0, copies - 1, c.integer(0, copies - 1)]))
+
+
 def tiff_mutant(c: Choices, seed: bytes) -> bytes:
-    """`seed` with its IFDs edited, its bytes mutated, or both."""
-    kind = c.pick(["edit", "bytes", "both"])
+    """`seed` with its IFDs edited or chained on, its bytes mutated, or both."""
+    kind = c.pick(["edit", "bytes", "both", "chain"])
     if kind == "bytes":
         return mutate_bytes(c, seed)
+    if kind == "chain":
+        return tiff_chain(c, seed)
     data = tiff_edit(c, seed)
     return mutate_bytes(c, data) if kind == "both" else data
 
 
 def _tiff_cases() -> list[bytes]:
-    """The hostile tester's GeoTIFFs: ImageWidth or ImageLength 0, tags with two values, the
-    next-IFD pointer at its own IFD (the reader hung, its memory growing ~53 MB/s)."""
+    """The hostile testers' GeoTIFFs: ImageWidth or ImageLength 0, tags with two values, the
+    next-IFD pointer at its own IFD (the reader hung, its memory growing ~53 MB/s), a loop closing
+    after 150 IFDs (past tifffile's own check: `serve --once` and `onboard run` hung), a chain of
+    more pages than a scene may have."""
     cases = []
     for seed in tiff_seeds():
         (first, n), *_ = ifds(seed)
@@ -316,6 +348,7 @@ def _tiff_cases() -> list[bytes]:
     stack = tiff_seeds()[-1]
     (_, _), (second, n), *_ = ifds(stack)
     cases.append(patched(stack, second + 2 + 12 * n, "I", ifds(stack)[0][0]))  # page 2 points back at page 1
+    cases += [chained(tiff_seeds()[0], 150, 120), chained(stack, MAX_PAGES, None)]
     return cases
 
 
@@ -458,15 +491,23 @@ def test_the_seeds_are_read(tmp_path):
 
 
 def test_the_reported_cases_are_refused_in_one_line(tmp_path):
-    """Each GeoTIFF the hostile tester reported ends, read (a looping IFD chain is cut at the loop) or
-    refused in one SceneError line; the .npy header cut inside its shape is refused."""
+    """Each GeoTIFF the hostile testers reported is refused in one SceneError line, in bounded time
+    (a chain of pages that loops, wherever it closes, too); the .npy header cut inside its shape is
+    refused."""
     for i, case in enumerate(_tiff_cases()):
         (tmp_path / f"{i}.tif").write_bytes(case)
         with bounded():
             try:
                 read_all(tmp_path / f"{i}.tif")
+                raise AssertionError(f"case {i} was read")
             except SceneError as exc:
                 assert "\n" not in str(exc) and f"{i}.tif" in str(exc)
+    for i, why in [(5, "chain of pages loops (page 0 points back to page 0)"),
+                   (-3, "chain of pages loops (page 1 points back to page 0)"),
+                   (-2, "chain of pages loops (page 150 points back to page 121)"),
+                   (-1, f"more than the {MAX_PAGES:,} pages a scene may have")]:
+        with bounded(), pytest.raises(SceneError, match=re.escape(why)):
+            read_all(tmp_path / f"{i % len(_tiff_cases())}.tif")
     (tmp_path / "cut.npy").write_bytes(NPY_CASES[0])
     try:
         read_all(tmp_path / "cut.npy", tuple(SPEC["bands"]))

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import struct
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 import numpy as np
 import tifffile
@@ -23,6 +24,7 @@ from onboard.scenes.raster import (MAX_BANDS, MAX_SAMPLES, MAX_SIDE, Raster, che
 # be streamed on the board.
 MAX_SEGMENT_BYTES = 64 << 20
 MAX_PAGES = 1024  # pages (IFDs) a file may hold: a band each, and overviews and masks
+MAX_TAGS = 4096  # entries an IFD may list (tifffile stops a chain at an IFD listing more)
 MAX_METADATA_CHARS = 2**20  # GDAL_METADATA longer than this is not parsed for band names
 # The codecs read on board: the ones EO GeoTIFFs use, each decoding into the size the page gives a
 # segment. Others are refused at open: image codecs (JPEG, PNG, WebP, JPEG 2000, ...) decode to the
@@ -34,6 +36,9 @@ CORRUPT = "the file is corrupt, copy it again or re-export it"
 # tifffile logs what it finds wrong in a file, several lines a file, and carries on; this reader
 # refuses what it cannot use in one line of its own, so tifffile's logging stays quiet.
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+# Microscopy formats tifffile recognises by a tag of the first page and then loads every page of
+# at open, before any check of this reader's: a scene is none of them.
+NOT_MICROSCOPY = {"is_lsm": False, "is_ndpi": False, "is_scanimage": False}
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,60 @@ class _Page:
     fillorder: Any
     nodata: Any
     decode: Callable[..., Any] | None
+
+
+def _count_pages(path: Path) -> int:
+    """How many pages (IFDs) the TIFF at `path` chains, found by following its next-IFD pointers
+    before tifffile does, and bounded: tifffile notices only a loop that closes within its first
+    100 IFDs and follows any other chain to its end, so a chain looping back after them never
+    ends (the list of offsets it keeps grows until memory runs out). Refuses, in one line, a chain
+    that loops, that leaves the file, that holds more than MAX_PAGES IFDs or an IFD of more than
+    MAX_TAGS entries; what it passes, tifffile follows the same way to the same end."""
+    try:
+        with open(path, "rb") as f:
+            return _follow_pages(f, path)
+    except OSError as exc:
+        raise SceneError(f"scene {path} cannot be read ({exc.strerror}): check it and its permissions") from None
+
+
+def _follow_pages(f: BinaryIO, path: Path) -> int:
+    def read(offset: int, size: int) -> bytes:
+        f.seek(offset)
+        return f.read(size)
+
+    head = read(0, 16)
+    order = {b"II": "<", b"MM": ">", b"EP": "<"}.get(head[:2])
+    if order is None or len(head) < 8:
+        raise SceneError(f"scene {path} is not a readable TIFF (it does not begin with a TIFF header): "
+                         f"copy it again or re-export it")
+    big = struct.unpack(order + "H", head[2:4])[0] == 43  # BigTIFF: 8-byte offsets and counts
+    count_format, entry_size, offset_format = (order + "Q", 20, order + "Q") if big else (order + "H", 12, order + "I")
+    count_size, offset_size = struct.calcsize(count_format), struct.calcsize(offset_format)
+    offset = struct.unpack_from(offset_format, head.ljust(16, b"\0"), 8 if big else 4)[0]
+    seen: dict[int, int] = {}  # IFD offset -> its page
+    while offset:
+        page = len(seen)
+        if offset in seen:
+            raise SceneError(f"scene {path}: its chain of pages loops (page {page - 1} points back to page "
+                             f"{seen[offset]}): {CORRUPT}")
+        if page == MAX_PAGES:
+            raise SceneError(f"scene {path} holds more than the {MAX_PAGES:,} pages a scene may have: {CORRUPT}")
+        entries = read(offset, count_size)
+        if len(entries) < count_size:
+            where = f"{path} holds no image: its first page" if page == 0 else f"{path}: its page {page}"
+            raise SceneError(f"scene {where} would lie at byte {offset:,}, past the file's end: {CORRUPT}")
+        n = struct.unpack(count_format, entries)[0]
+        if n > MAX_TAGS:
+            raise SceneError(f"scene {path}: page {page} lists {n:,} tags, more than the {MAX_TAGS:,} a page may "
+                             f"have: {CORRUPT}")
+        seen[offset] = page
+        pointer = read(offset + count_size + n * entry_size, offset_size)
+        if len(pointer) < offset_size:
+            raise SceneError(f"scene {path}: page {page} reaches past the file's end: {CORRUPT}")
+        offset = struct.unpack(offset_format, pointer)[0]
+    if not seen:
+        raise SceneError(f"scene {path} holds no image: give a GeoTIFF with one")
+    return len(seen)
 
 
 def _read_page(tif: tifffile.TiffFile, index: int, path: Path) -> _Page:
@@ -135,19 +194,12 @@ class TiffRaster(Raster):
         self.path, self.id = path, path.stem
         self._planes: list[_Plane] = []
         self._where: list[tuple[int, int]] = []  # band -> (plane, sample)
+        count = _count_pages(path)
         try:
-            tif = tifffile.TiffFile(path)
+            tif = tifffile.TiffFile(path, **NOT_MICROSCOPY)
         except Exception as exc:  # TiffFileError (a ValueError), OSError, and whatever a hostile header trips
             raise SceneError(f"scene {path} is not a readable TIFF ({one_line(exc)}): copy it again or re-export it") from None
         with tif:
-            # len() follows the chain of IFDs once, stopping at a loop; iterating tif.pages would not.
-            try:
-                count = len(tif.pages)
-            except Exception as exc:
-                raise SceneError(f"scene {path} is not a readable TIFF ({one_line(exc)}): {CORRUPT}") from None
-            if count > MAX_PAGES:
-                raise SceneError(f"scene {path} holds {count:,} pages, more than the {MAX_PAGES:,} a scene may have: "
-                                 f"{CORRUPT}")
             pages = []
             for i in range(count):
                 page = _read_page(tif, i, path)
