@@ -23,10 +23,12 @@ import pytest
 import tifffile
 
 from onboard.contracts.product import Product, decode_product
+from onboard.errors import StoreError
 from onboard.inference.model import load_model
 from onboard.inference.screening import Screening
 from onboard.run.plan import Plan
 from onboard.run.strips import classify_scene
+from onboard.scenes.npy import ArrayFileRaster
 from onboard.scenes.scene import Scene
 from onboard.service.config import load_config
 from onboard.service.loop import Service
@@ -221,6 +223,12 @@ def test_once_runs_the_spool_into_products_and_sets_failed_scenes_aside(model, s
     ({"models": {"ladder": ["missing.tflite"]}}, ["models.ladder[0]", "missing.tflite not found"]),
     ({"bands": ["B02", "B03", "B04"]}, ["bands lacks B08"]),
     ({"poll_seconds": "often"}, ["poll_seconds: Expected `float`, got `str`"]),
+    # NaN started a service that spun a core writing 5.2 MB/s of telemetry; 1e-300 would too
+    ({"poll_seconds": float("nan")}, ["JSON is malformed"]),
+    ({"poll_seconds": 1e-300}, ["poll_seconds: Expected `float` >= 0.05"]),
+    ({"poll_seconds": 1e300}, ["poll_seconds: Expected `float` <= 86400.0"]),
+    ({"budget": {"deadline_seconds": 1e300}}, ["budget.deadline_seconds: Expected `float` <= 604800.0"]),
+    ({"screening": {"reflectance_per_dn": 1e300}}, ["screening.reflectance_per_dn: Expected `float` <= 1.0"]),
     ({"spool": "nowhere"}, ["spool is", "not a directory"]),
 ])
 def test_a_bad_config_is_one_line_naming_the_field(model, tmp_path, change, fragments):
@@ -312,6 +320,54 @@ def test_a_scene_begun_with_other_models_starts_again_with_these(model, spyndex_
     assert "again.npy: begun with the-old-slot; its 30 committed tiles are dropped and it starts again with p" in lines
     product = stored_products(config.store_path)["again"]
     assert product.model_id == "p" and product.runtime["resumed_at"] == 0 and product.runtime["tiles"] == 100
+
+
+def test_an_unforeseen_fault_reading_a_scene_fails_that_scene_alone(model, spyndex_scene, tmp_path, monkeypatch):
+    """A reader's exception of a type it does not foresee (made to happen here: a bug that a hostile
+    file trips), opening a scene or halfway through its strips, fails that scene alone, named with
+    its type in the reason; the scene behind it runs."""
+    config = load_config(write_config(tmp_path, model))
+    for i, name in enumerate(["at-open.npy", "halfway.npy", "good.npy"]):
+        spool_scene(config.spool, name, spyndex_scene, i)
+    from_npy, read_strip = ArrayFileRaster.from_npy, ArrayFileRaster.read_strip
+
+    def opening(cls, path, bands):
+        return 1 // 0 if path.name == "at-open.npy" else from_npy(path, bands)
+
+    def reading(self, band_index, row0, out):
+        if self.path.name == "halfway.npy" and row0 >= 150:
+            raise IndexError("index 7 is out of bounds for axis 0 with size 4")
+        return read_strip(self, band_index, row0, out)
+
+    monkeypatch.setattr(ArrayFileRaster, "from_npy", classmethod(opening))
+    monkeypatch.setattr(ArrayFileRaster, "read_strip", reading)
+    with Service(config) as service:
+        summary = service.run(once=True)
+    assert summary.failed == ["at-open.npy", "halfway.npy"] and summary.done == ["good.npy"]
+    failed = config.spool / "failed"
+    assert (failed / "at-open.npy.reason").read_text() == (
+        f"scene {config.spool / 'at-open.npy'} cannot be read (ZeroDivisionError: integer division or modulo by "
+        f"zero): the file is corrupt or of a kind the readers do not know; check it on the ground\n")
+    assert "cannot be read (IndexError: index 7 is out of bounds for axis 0 with size 4)" in (
+        failed / "halfway.npy.reason").read_text()
+    assert sorted(stored_products(config.store_path)) == ["good"]
+
+
+def test_a_failing_store_stops_the_service_and_leaves_the_scene_in_the_spool(model, spyndex_scene, tmp_path,
+                                                                               monkeypatch):
+    """The store failing is no fault of the scene's: the service stops, the scene waits for the next start."""
+    config = load_config(write_config(tmp_path, model))
+    spool_scene(config.spool, "a.npy", spyndex_scene, 1)
+
+    def commit_tiles(*args):
+        raise StoreError("the store cannot write (disk I/O error)")
+
+    with Service(config) as service:
+        monkeypatch.setattr(service.store, "commit_tiles", commit_tiles)
+        with pytest.raises(StoreError, match="disk I/O error"):
+            service.run(once=True)
+    assert (config.spool / "a.npy").exists()
+    assert not any((config.spool / "failed").iterdir()) and not any((config.spool / "done").iterdir())
 
 
 # -- kills and stops -------------------------------------------------------------------------------

@@ -39,6 +39,9 @@ class FixedPower:
         return self.state
 
 
+MAX_SCENE_SECONDS = 7 * 86400.0  # a budget of more than a week for one scene is a mistake, not a budget
+
+
 @dataclass(frozen=True)
 class Budget:
     cpu_seconds: float | None = None  # per scene
@@ -47,12 +50,13 @@ class Budget:
     run_in_eclipse: bool = True
 
     def __post_init__(self) -> None:
+        # written so that NaN, which compares false with any bound, is refused too
         if not 0 <= self.reserve < 1:
             raise BudgetError(f"reserve must be a fraction in [0, 1), got {self.reserve}")
         for name in ("cpu_seconds", "deadline_seconds"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise BudgetError(f"{name} must be positive, got {value}")
+            if value is not None and not 0 < value <= MAX_SCENE_SECONDS:
+                raise BudgetError(f"{name} must be more than 0 and at most {MAX_SCENE_SECONDS:g} s, got {value}")
 
 
 # Reasons a scheduler gives for stopping; the product lists skipped tiles under them.

@@ -98,8 +98,8 @@ def build_plan(ladder: Sequence[Path], *, cascade: Path | None = None, cascade_b
                clock: Clock = time.perf_counter, now: Callable[[], datetime] = utc_now,
                on_strip: Callable[[str, int], None] | None = None, stop: Callable[[], bool] | None = None,
                refuse: Callable[[str, OrbitliteError], OrbitliteError] = _as_is) -> Plan:
-    """Load the `ladder` (best first) and the `cascade`, check that they are twins of one task, and
-    return the plan. A model that fails is reported as `refuse(name, error)`, where name is
+    """Load the `ladder` (best first) and the `cascade`, check that they are twins of one task and
+    that `stride` (pixels between tiles; the tile side if None) is 1 to the tile side, and return the plan. A model that fails is reported as `refuse(name, error)`, where name is
     `models.ladder[i]` or `models.cascade`: a caller whose input names the models names the field."""
     def load(path: Path, name: str) -> LoadedModel:
         try:
@@ -108,6 +108,10 @@ def build_plan(ladder: Sequence[Path], *, cascade: Path | None = None, cascade_b
             raise refuse(name, exc) from None
 
     models = [load(p, f"models.ladder[{i}]") for i, p in enumerate(ladder)]
+    side = min(models[0].manifest.tile_shape)
+    if stride is not None and not 1 <= stride <= side:
+        raise ModelError(f"a stride of {stride} px does not fit {models[0].manifest.id}'s {side} px tiles: give 1 to "
+                         f"{side} px (a larger stride would leave pixels between the tiles unclassified)")
     plan = Plan(models, cascade=load(cascade, "models.cascade") if cascade else None, cascade_below=cascade_below,
                 screening=screening, scheduler=scheduler, store=store, priority=priority,
                 uncertain_below=uncertain_below, stride=(stride, stride) if stride else None, clock=clock, now=now,

@@ -14,7 +14,7 @@ from msgspec import Meta
 from onboard.errors import ConfigError, OrbitliteError
 from onboard.inference.screening import Screening
 from onboard.run.boards import BOARDS, BoardProfile
-from onboard.run.budget import Budget
+from onboard.run.budget import MAX_SCENE_SECONDS, Budget
 from onboard.schema import (Count, Finite, Fraction, Int64, Name, PathText, Positive, PositiveInt, Schema, decode,
                             read_bounded)
 from onboard.store.store import DropPolicy, StoreConfig
@@ -22,6 +22,12 @@ from onboard.store.store import DropPolicy, StoreConfig
 MAX_BYTES = 2**20  # a config larger than this is refused unread (one is a few hundred bytes)
 
 Level = Annotated[int, Meta(ge=0, le=256)]  # a confidence (0..255) below which a tile counts; 256: all
+SceneSeconds = Annotated[float, Meta(gt=0.0, le=MAX_SCENE_SECONDS)]
+# Between looks at the spool (and tries to open a failed port): often enough for a test, seldom
+# enough that an idle service's telemetry (a line a look) stays small.
+PollSeconds = Annotated[float, Meta(ge=0.05, le=86400.0)]
+# Sentinel-2's digital numbers are reflectance x 10000; a float scene may hold reflectance itself.
+PerDn = Annotated[float, Meta(ge=1e-9, le=1.0)]
 
 
 class Models(Schema):
@@ -50,8 +56,8 @@ class Store(Schema):
 class Budgets(Schema):
     """Per-scene budgets: in the config's `budget` section, and as the link saves them."""
 
-    cpu_seconds: Positive | None = Budget.cpu_seconds
-    deadline_seconds: Positive | None = Budget.deadline_seconds
+    cpu_seconds: SceneSeconds | None = Budget.cpu_seconds
+    deadline_seconds: SceneSeconds | None = Budget.deadline_seconds
     reserve: Annotated[float, Meta(ge=0.0, lt=1.0)] = Budget.reserve
     run_in_eclipse: bool = Budget.run_in_eclipse
 
@@ -64,7 +70,7 @@ class ScreeningSettings(Schema):
     max_nodata: Fraction = Screening.max_nodata
     cloud: bool = Screening.cloud
     max_cloud: Fraction = Screening.max_cloud
-    reflectance_per_dn: Positive = Screening.reflectance_per_dn
+    reflectance_per_dn: PerDn = Screening.reflectance_per_dn
     roi: tuple[Count, Count, Count, Count] | None = Screening.roi  # row0, col0, row1, col1
     step: Annotated[int, Meta(ge=1, le=64)] = Screening.step
 
@@ -95,7 +101,7 @@ class ServeFile(Schema):
     screening: ScreeningSettings | None = None  # absent: every tile goes through the models
     priority: Int64 = 0
     uncertain_below: Level = 128
-    poll_seconds: Positive = 5.0
+    poll_seconds: PollSeconds = 5.0
     link: Link | None = None  # absent: no link
 
     def __post_init__(self) -> None:

@@ -9,9 +9,11 @@ The spool, by convention:
   so the service never sees half a scene: it ignores every other name (and the folders in it);
 - scenes are taken oldest first (by modification time, then name); the file's stem is the scene id,
   which must be unique for the life of the store;
-- a scene whose product is stored moves to `done/`; a scene the runtime refuses (unreadable, a band
-  missing, NaNs, journaled with another tile grid) moves to `failed/`, beside `NAME.npy.reason`,
-  one line saying why. A product the store's quota refuses leaves its scene in the spool: its tiles
+- a scene whose product is stored moves to `done/`; a scene the runtime refuses (unreadable when
+  opened or halfway through, a band missing, NaNs, journaled with another tile grid) moves to
+  `failed/`, beside `NAME.npy.reason`, one line saying why, and the service goes on to the next
+  (onboard/service/spool.py makes any fault of a scene's reading a SceneError). A store that fails
+  stops the service. A product the store's quota refuses leaves its scene in the spool: its tiles
   stay journaled and finishing it is retried at the next poll.
 
 The store's journal makes any stop safe: a killed service resumes an interrupted scene from its
