@@ -312,6 +312,14 @@ def chained(seed: bytes, copies: int, back: int | None) -> bytes:
     return bytes(data)
 
 
+def spanning(seed: bytes, copies: int) -> bytes:
+    """`seed` whose first page's StripOffsets claim 128 kB at the end of the file, with `copies`
+    copies of that page chained after it: each page read reads the span again."""
+    at = len(seed) + len(seed) % 2
+    data = seed + b"\0" * (at - len(seed) + 4 * 2**15)
+    return chained(patched(data, entry(seed, 273) + 4, "II", (2**15, at)), copies, None)
+
+
 def tiff_chain(c: Choices, seed: bytes) -> bytes:
     """`seed` with its chain of IFDs grown: to as many pages as a scene may have, or more, or past
     the 100 IFDs within which tifffile looks for a loop, ending there, looping back or leaving the file."""
@@ -336,7 +344,8 @@ def _tiff_cases() -> list[bytes]:
     """The hostile testers' GeoTIFFs: ImageWidth or ImageLength 0, tags with two values, the
     next-IFD pointer at its own IFD (the reader hung, its memory growing ~53 MB/s), a loop closing
     after 150 IFDs (past tifffile's own check: `serve --once` and `onboard run` hung), a chain of
-    more pages than a scene may have."""
+    more pages than a scene may have, pages whose tags each claim one span of the file (tifffile
+    read it once a page: a minute for a few hundred pages over 100 MB)."""
     cases = []
     for seed in tiff_seeds():
         (first, n), *_ = ifds(seed)
@@ -348,7 +357,7 @@ def _tiff_cases() -> list[bytes]:
     stack = tiff_seeds()[-1]
     (_, _), (second, n), *_ = ifds(stack)
     cases.append(patched(stack, second + 2 + 12 * n, "I", ifds(stack)[0][0]))  # page 2 points back at page 1
-    cases += [chained(tiff_seeds()[0], 150, 120), chained(stack, MAX_PAGES, None)]
+    cases += [chained(tiff_seeds()[0], 150, 120), chained(stack, MAX_PAGES, None), spanning(tiff_seeds()[0], 600)]
     return cases
 
 
@@ -503,9 +512,10 @@ def test_the_reported_cases_are_refused_in_one_line(tmp_path):
             except SceneError as exc:
                 assert "\n" not in str(exc) and f"{i}.tif" in str(exc)
     for i, why in [(5, "chain of pages loops (page 0 points back to page 0)"),
-                   (-3, "chain of pages loops (page 1 points back to page 0)"),
-                   (-2, "chain of pages loops (page 150 points back to page 121)"),
-                   (-1, f"more than the {MAX_PAGES:,} pages a scene may have")]:
+                   (-4, "chain of pages loops (page 1 points back to page 0)"),
+                   (-3, "chain of pages loops (page 150 points back to page 121)"),
+                   (-2, f"more than the {MAX_PAGES:,} pages a scene may have"),
+                   (-1, "hold more than 64 MiB")]:
         with bounded(), pytest.raises(SceneError, match=re.escape(why)):
             read_all(tmp_path / f"{i % len(_tiff_cases())}.tif")
     (tmp_path / "cut.npy").write_bytes(NPY_CASES[0])

@@ -21,7 +21,7 @@ import tifffile
 from onboard.scenes.geotiff import MAX_PAGES
 from onboard.store.store import Store, StoreConfig
 from tests.conftest import SPYNDEX_BANDS, _is_runtime_noise, assert_one_line_error
-from tests.test_fuzz_scenes import HEADER, chained, entry, ifds, npy_bytes, patched
+from tests.test_fuzz_scenes import HEADER, chained, entry, ifds, npy_bytes, patched, spanning
 
 ORBITLITE = Path(sys.executable).with_name("orbitlite")
 TIMEOUT = 120  # seconds: far above what any of these takes; a hang fails the test
@@ -62,6 +62,7 @@ def poison(scene: np.ndarray) -> dict[str, tuple[bytes, str]]:
                       "its chain of pages loops (page 0 points back to page 0)"),
         "loops-late.tif": (chained(seed, 150, 120), "its chain of pages loops (page 150 points back to page 121)"),
         "pages.tif": (chained(seed, MAX_PAGES, None), f"holds more than the {MAX_PAGES:,} pages a scene may have"),
+        "spans.tif": (spanning(seed, 600), "hold more than 64 MiB"),  # each page's tags claim one span
         # the header cut inside its shape, its length field saying so: numpy's parser raised tokenize.TokenError
         "cut-header.npy": (npy_bytes(HEADER[:HEADER.index("(") + 3]), "is not a readable .npy file"),
         "cut-body.npy": (npy.getvalue()[:len(npy.getvalue()) // 2], "is truncated: 360064 bytes"),

@@ -25,6 +25,12 @@ from onboard.scenes.raster import (MAX_BANDS, MAX_SAMPLES, MAX_SIDE, Raster, che
 MAX_SEGMENT_BYTES = 64 << 20
 MAX_PAGES = 1024  # pages (IFDs) a file may hold: a band each, and overviews and masks
 MAX_TAGS = 4096  # entries an IFD may list (tifffile stops a chain at an IFD listing more)
+# The bytes all the tags of all the pages may hold: tifffile reads each page's segment offsets and
+# counts (and a few more) at once, so pages whose tags all point at one large span of the file
+# would each read it again. A Sentinel-2 band striped a row a strip needs 88 kB.
+MAX_TAG_BYTES = 64 << 20
+# Bytes of a value of each TIFF field type (1 BYTE ... 18 IFD8); tifffile reads no other type.
+TYPE_BYTES = np.array([0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4, 0, 0, 8, 8, 8], np.float64)
 MAX_METADATA_CHARS = 2**20  # GDAL_METADATA longer than this is not parsed for band names
 # The codecs read on board: the ones EO GeoTIFFs use, each decoding into the size the page gives a
 # segment. Others are refused at open: image codecs (JPEG, PNG, WebP, JPEG 2000, ...) decode to the
@@ -86,8 +92,9 @@ def _count_pages(path: Path) -> int:
     before tifffile does, and bounded: tifffile notices only a loop that closes within its first
     100 IFDs and follows any other chain to its end, so a chain looping back after them never
     ends (the list of offsets it keeps grows until memory runs out). Refuses, in one line, a chain
-    that loops, that leaves the file, that holds more than MAX_PAGES IFDs or an IFD of more than
-    MAX_TAGS entries; what it passes, tifffile follows the same way to the same end."""
+    that loops, that leaves the file, that holds more than MAX_PAGES IFDs, an IFD of more than
+    MAX_TAGS entries, or tags of more than MAX_TAG_BYTES in all; what it passes, tifffile follows
+    the same way to the same end, reading at most MAX_TAG_BYTES of tags."""
     try:
         with open(path, "rb") as f:
             return _follow_pages(f, path)
@@ -106,10 +113,15 @@ def _follow_pages(f: BinaryIO, path: Path) -> int:
         raise SceneError(f"scene {path} is not a readable TIFF (it does not begin with a TIFF header): "
                          f"copy it again or re-export it")
     big = struct.unpack(order + "H", head[2:4])[0] == 43  # BigTIFF: 8-byte offsets and counts
-    count_format, entry_size, offset_format = (order + "Q", 20, order + "Q") if big else (order + "H", 12, order + "I")
+    count_format, offset_format = (order + "Q", order + "Q") if big else (order + "H", order + "I")
     count_size, offset_size = struct.calcsize(count_format), struct.calcsize(offset_format)
     offset = struct.unpack_from(offset_format, head.ljust(16, b"\0"), 8 if big else 4)[0]
+    integer = "u8" if big else "u4"
+    entry = np.dtype([("tag", order + "u2"), ("type", order + "u2"), ("count", order + integer),
+                      ("value", order + integer)])
+    entry_size = entry.itemsize
     seen: dict[int, int] = {}  # IFD offset -> its page
+    tag_bytes = 0.0
     while offset:
         page = len(seen)
         if offset in seen:
@@ -126,10 +138,16 @@ def _follow_pages(f: BinaryIO, path: Path) -> int:
             raise SceneError(f"scene {path}: page {page} lists {n:,} tags, more than the {MAX_TAGS:,} a page may "
                              f"have: {CORRUPT}")
         seen[offset] = page
-        pointer = read(offset + count_size + n * entry_size, offset_size)
-        if len(pointer) < offset_size:
+        listed = read(offset + count_size, n * entry_size + offset_size)
+        if len(listed) < n * entry_size + offset_size:
             raise SceneError(f"scene {path}: page {page} reaches past the file's end: {CORRUPT}")
-        offset = struct.unpack(offset_format, pointer)[0]
+        tags = np.frombuffer(listed, entry, n)
+        known = tags["type"] < len(TYPE_BYTES)
+        tag_bytes += float((tags["count"][known] * TYPE_BYTES[tags["type"][known]]).sum())
+        if tag_bytes > MAX_TAG_BYTES:
+            raise SceneError(f"scene {path}: the tags of its pages (to page {page}) hold more than "
+                             f"{MAX_TAG_BYTES >> 20} MiB: {CORRUPT}")
+        offset = struct.unpack_from(offset_format, listed, n * entry_size)[0]
     if not seen:
         raise SceneError(f"scene {path} holds no image: give a GeoTIFF with one")
     return len(seen)
