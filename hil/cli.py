@@ -22,6 +22,7 @@ from onboard.inference.bench import benchmark
 from onboard.link.files import DEFAULT_CHUNK, MAX_CHUNK, MIN_CHUNK
 from onboard.link.port import open_port
 from onboard.link.sealing import new_key, read_key
+from onboard.schema import FiniteFloat
 
 
 @click.group()
@@ -65,7 +66,7 @@ def keygen(out: Path) -> None:
 @click.option("--port", required=True, help="Serial device (e.g. /dev/ttyUSB0) or a pyserial URL.")
 @click.option("--baud", default=115200, show_default=True, type=click.IntRange(50))
 @click.option("--key-file", required=True, type=click.Path(path_type=Path), help="The pre-shared key (hil keygen).")
-@click.option("--timeout", default=0.5, show_default=True, type=click.FloatRange(0.01),
+@click.option("--timeout", default=0.5, show_default=True, type=FiniteFloat(0.01),
               help="Seconds to wait for an answer beyond the frames' wire time, before retransmitting.")
 @click.option("--retries", default=10, show_default=True, type=click.IntRange(0))
 @click.pass_context
@@ -120,9 +121,9 @@ def status(client: Client) -> None:
 
 
 @link.command("set-budgets")
-@click.option("--cpu-seconds", type=float, help="CPU-seconds per scene (0 lifts the limit).")
-@click.option("--deadline-seconds", type=float, help="Wall-clock seconds per scene (0 lifts the limit).")
-@click.option("--reserve", type=click.FloatRange(0, 1, max_open=True), help="Battery fraction never used.")
+@click.option("--cpu-seconds", type=FiniteFloat(), help="CPU-seconds per scene (0 lifts the limit).")
+@click.option("--deadline-seconds", type=FiniteFloat(), help="Wall-clock seconds per scene (0 lifts the limit).")
+@click.option("--reserve", type=FiniteFloat(0, 1, max_open=True), help="Battery fraction never used.")
 @click.option("--run-in-eclipse/--no-run-in-eclipse", default=None)
 @_with_client
 def set_budgets(client: Client, cpu_seconds: float | None, deadline_seconds: float | None, reserve: float | None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import signal
 from pathlib import Path
 
@@ -16,21 +15,11 @@ from onboard.link.sealing import read_key
 from onboard.run.boards import BOARDS
 from onboard.run.budget import MAX_SCENE_SECONDS, Budget
 from onboard.run.strips import run_scene
+from onboard.schema import FiniteFloat
 from onboard.scenes.reader import open_raster
 from onboard.scenes.scene import parse_bands
 from onboard.service.config import load_config
 from onboard.service.loop import Service
-
-
-class _Finite(click.FloatRange):
-    """A number in a range, and finite: click's FloatRange lets NaN through (it compares false with
-    any bound)."""
-
-    def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
 
 
 @click.group()
@@ -62,15 +51,15 @@ def onboard() -> None:
               help="Confidence (of 255) under which a tile goes to the cascade.")
 @click.option("--board", default="rpi-4", show_default=True, type=click.Choice(list(BOARDS)),
               help="The board whose idle and busy watts the budgets count with.")
-@click.option("--cpu-seconds", type=_Finite(0, MAX_SCENE_SECONDS, min_open=True),
+@click.option("--cpu-seconds", type=FiniteFloat(0, MAX_SCENE_SECONDS, min_open=True),
               help="CPU-seconds the scene may spend.")
-@click.option("--deadline-seconds", type=_Finite(0, MAX_SCENE_SECONDS, min_open=True),
+@click.option("--deadline-seconds", type=FiniteFloat(0, MAX_SCENE_SECONDS, min_open=True),
               help="Wall-clock seconds the scene may take.")
 @click.option("--screen/--no-screen", default=False, show_default=True,
               help="Skip no-data and thick-cloud tiles (and tiles outside --roi) before any model runs.")
-@click.option("--nodata-value", default=0.0, show_default=True, type=_Finite(),
+@click.option("--nodata-value", default=0.0, show_default=True, type=FiniteFloat(),
               help="With --screen: the no-data value.")
-@click.option("--max-cloud", default=0.6, show_default=True, type=_Finite(0, 1),
+@click.option("--max-cloud", default=0.6, show_default=True, type=FiniteFloat(0, 1),
               help="With --screen: skip a tile with more cloudy pixels than this fraction.")
 @click.option("--roi", help="With --screen: the region of interest, row0,col0,row1,col1 in scene pixels.")
 def run(scene: Path, model_paths: tuple[Path, ...], out_dir: Path, bands: str | None, threads: int, batch: int,

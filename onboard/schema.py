@@ -16,12 +16,14 @@ depth, and the caller bounds the input's size before it gets here (`read_bounded
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
+import click
 import msgspec
 from msgspec import Meta
 
@@ -64,6 +66,19 @@ def nested(depth: int) -> Any:
 Data = nested(6)
 
 
+class FiniteFloat(click.FloatRange):
+    """A command-line float within its range and finite: click's FloatRange lets NaN through (it
+    compares false with either bound), and without bounds infinity too."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 class Schema(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Base of every schema: a field the schema does not know is an error, not silently dropped."""
 
@@ -104,8 +119,8 @@ def decode(data: bytes | str, schema: type[T], *, source: str, error: type[Orbit
             obj = tomllib.loads(data.decode() if isinstance(data, bytes) else data)
         except RecursionError:
             raise error(f"{source}: nested too deeply") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise error(f"{source}: not valid TOML: {_one_line(exc, schema)}") from None
+        except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, or an integer of over 4,300 digits
+            raise error(f"{source}: not valid TOML: {_one_line(exc, schema).split(';')[0]}") from None
         return convert(obj, schema, source=source, error=error)
     try:
         return _DECODERS[format](data, type=schema)
@@ -131,6 +146,20 @@ def convert(obj: Any, schema: type[T], *, source: str, error: type[OrbitliteErro
         raise error(f"{source}: nested too deeply") from None
     except (OverflowError, ValueError) as exc:
         raise error(f"{source}: {type(exc).__name__}") from None
+
+
+def file_name(name: Any, *, what: str, error: type[OrbitliteError]) -> str:
+    """`name`, unchanged, if it is safe as a file name: a `FileName` (no path separator, no control
+    character, not `.` or `..`) of at most 255 bytes. Otherwise `error` in one line: a file name
+    built from input (a scene or model id) is refused, never cleaned up into another name."""
+    try:
+        msgspec.convert(name, FileName)
+    except msgspec.ValidationError:
+        raise error(f"{what} {_brief(name)} cannot name a file: it must be 1 to 255 characters without `/`, `\\` "
+                    "or control characters, and not `.` or `..`") from None
+    if len(name.encode()) > 255:
+        raise error(f"{what} {_brief(name)} is {len(name.encode())} bytes long; a file name holds at most 255")
+    return name
 
 
 def read_bounded(path: Path, limit: int, *, error: type[OrbitliteError], what: str = "file") -> bytes:
@@ -186,12 +215,21 @@ def _one_line(exc: Exception, schema: Any) -> str:
         name = unknown[1] if len(unknown[1]) <= 40 else unknown[1][:37] + "..."
         key = f"{path}.{name}" if path else name
         return f"{key}: unknown key" + (f" (known: {', '.join(known)})" if known else "")
+    for pattern, meaning in _PATTERNS.items():
+        text = text.replace(f"matching regex {pattern!r}", meaning)
     missing = _MISSING.fullmatch(text)
     if missing:
         return f"{path}.{missing[1]}: missing" if path else f"{missing[1]}: missing"
     return f"{path}: {text}" if path else text
 
 
+# What the patterns of the aliases above mean, said in errors instead of the regex.
+_PATTERNS = {
+    msgspec.inspect.type_info(FileName).pattern:
+        "that makes a file name (no `/`, `\\` or control character, not `.` or `..`)",
+    msgspec.inspect.type_info(Name).pattern: "without control characters",
+    msgspec.inspect.type_info(Sha256).pattern: "of 64 lowercase hex digits",
+}
 _UNKNOWN = re.compile(r"Object contains unknown field `(.*)`")
 _MISSING = re.compile(r"Object missing required field `(.*)`")
 _STEP = re.compile(r"\.([^.\[]+)|\[[^\]]*\]")

@@ -43,10 +43,21 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except OrbitliteError as exc:
             raise click.ClickException(str(exc)) from None
+        except click.UsageError as exc:
+            raise OneLineUsageError(exc.format_message(), exc.ctx) from None
         except ModuleNotFoundError as exc:
             if exc.name in GROUND_MODULES:
                 raise click.ClickException(_needs_ground(exc.name)) from None
             raise
+
+
+class OneLineUsageError(click.UsageError):
+    """A mistake in the command line, said in one line like every other error, with where to
+    look (click's own prints the usage and a hint on two more)."""
+
+    def show(self, file=None) -> None:
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"Error: {self.format_message()}{hint}", err=True, file=file)
 
 
 def _needs_ground(module: str) -> str:

@@ -67,3 +67,51 @@ def test_decode_writes_a_georeferenced_class_map(ground_models, tmp_path):
         assert tuple(geo["ModelPixelScale"][:2]) == (960.0, 960.0)  # 32 pixels of 30 m a tile
         assert tuple(geo["ModelTiepoint"][3:5]) == (717345.0, -2776995.0)
         assert geo["ProjectedCSTypeGeoKey"] == 32621
+
+
+def test_reassemble_writes_what_decodes_and_names_what_did_not_arrive(tmp_path):
+    """A stream of a good product, one whose scene id would leave --out, and one cut short: the
+    good one is written under its name, the hostile one refused, the cut one named with how much
+    of it arrived; nothing lands outside --out."""
+    import msgpack
+
+    from onboard.contracts.ccsds import Packetizer
+    from tests.test_fuzz_contracts import _product
+
+    good = _product()
+    hostile = msgpack.unpackb(good.encode())
+    hostile["scene"]["id"] = "../../escaped"
+    other = _product()
+    other.scene_id = "S2B_T31TCJ"
+    packetizer = Packetizer(256)
+    stream = b"".join(p for product in (good.encode(), msgpack.packb(hostile), other.encode())
+                      for p in packetizer.packetize(product))
+    cut = len(stream) - 300
+    (tmp_path / "down.bin").write_bytes(stream[:cut])
+    out = tmp_path / "a" / "b" / "out"
+    result = orbitlite("downlink", "reassemble", str(tmp_path / "down.bin"), "--out", str(out))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert [p.name for p in out.iterdir()] == [good.file_name]
+    lost, refused = result.stderr.splitlines()
+    assert "not rebuilt: product 2 of 2 in" in refused and "scene.id: Expected `str` that makes a file name" in refused
+    assert lost.startswith("not rebuilt: APID 0x100: product S2B_T31TCJ.cnn-s+cnn-l.msgpack from packet 8 (")
+    assert f"of its {len(other.encode()):,} bytes arrived" in lost and "the stream breaks off" in lost
+    assert not list(tmp_path.rglob("*escaped*"))
+
+
+def test_reassemble_of_an_empty_stream(tmp_path):
+    (tmp_path / "empty.bin").write_bytes(b"")
+    result = orbitlite("downlink", "reassemble", str(tmp_path / "empty.bin"), "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "is empty: no packets")
+
+
+def test_a_product_named_by_the_payload_cannot_leave_the_folder():
+    """The one function that names product files refuses an id that would leave its folder, is
+    not text, or makes a name longer than a file system holds."""
+    from onboard.contracts.product import product_file_name
+    from onboard.errors import ProductError
+
+    assert product_file_name("S2A_T33UUP", "cnn-l|cnn-s>wrn") == "S2A_T33UUP.cnn-l+cnn-s+wrn.msgpack"
+    for scene, model in [("../../escaped", "m"), ("s", "a/b"), ("s", 7), (".", "m"), ("s\n", "m"), ("s", "x" * 250)]:
+        with pytest.raises(ProductError, match="cannot name a file|at most 255"):
+            product_file_name(scene, model)

@@ -8,6 +8,7 @@ import click
 
 from ground.cli.options import link_option
 from ground.downlink.link import parse_link
+from onboard.schema import FiniteFloat
 
 
 @click.group()
@@ -34,22 +35,23 @@ def packetize(products: tuple[Path, ...], out: Path, max_data: int) -> None:
 @click.argument("stream", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory for the rebuilt products.")
 def reassemble(stream: Path, out_dir: Path) -> None:
-    """Rebuild products from a CCSDS packet stream, reporting any that are missing or incomplete
-    (exit 1 if any)."""
+    """Rebuild products from a CCSDS packet stream into OUT, each under the name its scene and
+    model ids make; report, a line each, any that did not arrive whole (with how much did), was
+    damaged or does not decode (exit 1 if any). An empty stream is an error."""
     from ground.downlink.packets import rebuild_products
 
     result = rebuild_products(stream, out_dir)
     for path, size in result.written:
         click.echo(f"rebuilt {path} ({size} bytes)")
     for problem in result.problems:
-        click.echo(f"missing: {problem}", err=True)
+        click.echo(f"not rebuilt: {problem}", err=True)
     if result.problems:
         raise SystemExit(1)
 
 
 @downlink.command()
 @click.argument("config", required=False, type=click.Path(path_type=Path))
-@click.option("--days", default=7.0, show_default=True, type=float, help="Days to simulate from the config's start "
+@click.option("--days", default=7.0, show_default=True, type=FiniteFloat(), help="Days to simulate from the config's start "
               "(by default the TLE's epoch).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Directory for simulation.json and the plots.")

@@ -9,6 +9,7 @@ import click
 
 from ground.cli.data import data as data_group
 from ground.training.architectures import ARCHITECTURES, parse_architectures
+from onboard.schema import FiniteFloat
 
 
 @click.group()
@@ -50,8 +51,8 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
 @click.option("--epochs", default=15, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "adamw", "sgd"]))
-@click.option("--lr", default=3e-3, show_default=True, type=float, help="Learning rate.")
-@click.option("--weight-decay", default=0.0, show_default=True, type=float)
+@click.option("--lr", default=3e-3, show_default=True, type=FiniteFloat(), help="Learning rate.")
+@click.option("--weight-decay", default=0.0, show_default=True, type=FiniteFloat())
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights, the data order and the split.")
 def train(data: Path, out: Path, arch: str, overrides: tuple[str, ...], epochs: int, batch_size: int, optimizer: str,
           lr: float, weight_decay: float, seed: int) -> None:
@@ -76,11 +77,11 @@ def train(data: Path, out: Path, arch: str, overrides: tuple[str, ...], epochs: 
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The pruned .keras model to write.")
 @click.option("--method", default="magnitude", show_default=True, type=click.Choice(["magnitude", "2:4", "xnnpack"]),
               help="Unstructured magnitude pruning; 2:4 structured sparsity; or only the layers XNNPACK's sparse kernels use.")
-@click.option("--sparsity", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--sparsity", default=0.5, show_default=True, type=FiniteFloat(0, 1, min_open=True, max_open=True),
               help="Target sparsity (magnitude and xnnpack; 2:4 is 50%).")
 @click.option("--schedule", default="polynomial", show_default=True, type=click.Choice(["polynomial", "constant"]))
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(1), help="Fine-tuning epochs.")
-@click.option("--lr", default=1e-3, show_default=True, type=float)
+@click.option("--lr", default=1e-3, show_default=True, type=FiniteFloat())
 def prune(data: Path, model_path: Path, out: Path, method: str, sparsity: float, schedule: str, epochs: int,
           lr: float) -> None:
     """Prune a trained model while fine-tuning."""
@@ -108,11 +109,14 @@ def convert(data: Path, model_path: Path, out: Path, model_id: str | None, profi
     """Convert to TFLite under a profile and write its manifest, with Keras and TFLite accuracy
     on the held-out test split."""
     from ground.datasets.patches import load_patches
+    from onboard.errors import ManifestError
+    from onboard.schema import file_name
 
+    model_id = file_name(model_id or out.stem, what="model id (--id)", error=ManifestError)  # it names products
     patches = load_patches(data)
     from ground.pipeline.steps import convert_model
 
-    m = convert_model(patches, model_path, out, model_id or out.stem, profile)
+    m = convert_model(patches, model_path, out, model_id, profile)
     a = m.accuracy
     click.echo(f"{out}: {m.size_bytes} bytes, test {a.metric} Keras {a.keras:.4f} TFLite {a.tflite:.4f} "
                f"agreement {a.agreement:.4f} ({a.samples} patches)")
@@ -124,10 +128,10 @@ def convert(data: Path, model_path: Path, out: Path, model_id: str | None, profi
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The student .keras model to write.")
 @click.option("--arch", default="cnn-s", show_default=True, type=click.Choice(_ARCHS), help="The student's architecture.")
 @_set_option
-@click.option("--temperature", default=4.0, show_default=True, type=click.FloatRange(min=1.0))
-@click.option("--alpha", default=0.1, show_default=True, type=click.FloatRange(0, 1), help="Weight of the label loss; the rest is the teacher's.")
+@click.option("--temperature", default=4.0, show_default=True, type=FiniteFloat(min=1.0))
+@click.option("--alpha", default=0.1, show_default=True, type=FiniteFloat(0, 1), help="Weight of the label loss; the rest is the teacher's.")
 @click.option("--epochs", default=15, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=3e-3, show_default=True, type=float)
+@click.option("--lr", default=3e-3, show_default=True, type=FiniteFloat())
 @click.option("--seed", default=0, show_default=True, type=int)
 def distill(data: Path, teacher_path: Path, out: Path, arch: str, overrides: tuple[str, ...], temperature: float,
             alpha: float, epochs: int, lr: float, seed: int) -> None:
@@ -150,7 +154,7 @@ def distill(data: Path, teacher_path: Path, out: Path, arch: str, overrides: tup
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path), help="The trained .keras model.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The quantization-aware model to write (.h5).")
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=5e-4, show_default=True, type=float)
+@click.option("--lr", default=5e-4, show_default=True, type=FiniteFloat())
 def qat(data: Path, model_path: Path, out: Path, epochs: int, lr: float) -> None:
     """Fine-tune with quantization-aware training; convert the result with --profile int8."""
     from ground.datasets.patches import load_patches

@@ -3,12 +3,12 @@ Keras original, host latency through LiteRT, and a model card beside the manifes
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from msgspec import Meta
 
 from ground.conversion.metrics import (agreement, confusion, mean_average_precision, multilabel_f1, per_class_f1,
                             top1_accuracy)
@@ -17,6 +17,7 @@ from ground.errors import EvaluationError
 from onboard.inference.bench import BenchResult, benchmark
 from onboard.files import write_verified
 from onboard.contracts.manifest import Manifest, read_manifest, sidecar_path
+from onboard.schema import Count, Finite, Name, NonNegative, Schema, Text, decode, encode_json, read_bounded
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Evaluation:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def write(self, path: Path) -> Path:
-        return write_verified(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
+        return write_verified(path, encode_json(asdict(self), indent=2) + b"\n")
 
 
 def evaluation_path(model_path: Path) -> Path:
@@ -47,19 +48,35 @@ def card_path(model_path: Path) -> Path:
     return Path(f"{model_path}.md")
 
 
+class _Latency(Schema, forbid_unknown_fields=False):
+    avg_us: NonNegative
+
+
+class EvaluationFile(Schema, forbid_unknown_fields=False):
+    """What `pareto` reads of an evaluation file (see `Evaluation`)."""
+
+    model: Text
+    metrics: Annotated[dict[Name, Finite], Meta(min_length=1)]
+    size_bytes: Count
+    latency: _Latency
+
+
+MAX_BYTES = 4 * 2**20  # an evaluation larger than this is refused unread (one is a few kB)
+
+
 def pareto_points(models: list[Path]) -> tuple[list[tuple[str, float, float, float]], str]:
     """(model, first metric, size, host latency) of each evaluated model, from the evaluation
     written beside it, and the first model's metric name."""
     points, metric = [], None
     for m in models:
-        try:
-            ev = json.loads(evaluation_path(m).read_text())
-        except (OSError, ValueError):
-            raise EvaluationError(f"{evaluation_path(m)} not found or unreadable: run `orbitlite ground evaluate` "
-                                  f"on {m}") from None
-        name, value = next(iter(ev["metrics"].items()))
+        path = evaluation_path(m)
+        if not path.is_file():
+            raise EvaluationError(f"{path} not found: run `orbitlite ground evaluate` on {m}")
+        ev = decode(read_bounded(path, MAX_BYTES, error=EvaluationError, what="evaluation"), EvaluationFile,
+                    source=f"{path} is not an evaluation of `orbitlite ground evaluate`", error=EvaluationError)
+        name, value = next(iter(ev.metrics.items()))
         metric = metric or name
-        points.append((ev["model"], value, ev["size_bytes"], ev["latency"]["avg_us"]))
+        points.append((ev.model, value, ev.size_bytes, ev.latency.avg_us))
     return points, metric
 
 

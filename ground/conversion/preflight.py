@@ -4,7 +4,6 @@ TPU, whether XNNPACK's sparse kernels can use it, how big it is and how sparse i
 from __future__ import annotations
 
 import gzip
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from models.edgetpu import check_edgetpu
-from onboard.errors import ModelError
+from onboard.errors import ManifestError, ModelError
 from onboard.contracts.manifest import EMBEDDED_NAME
 from onboard.inference.tflite_file import Graph, metadata, read_graph
+from onboard.schema import Schema, Text, decode
 
 # XNNPACK runs 1x1 convolutions as sparse matrix products only when at least 2/3 of their
 # weights are zero (its subgraph rewriting's threshold).
@@ -159,11 +159,17 @@ def preflight_file(path: Path) -> Preflight:
     return preflight(content, path.name)
 
 
+class _Carried(Schema, forbid_unknown_fields=False):
+    """What the report reads of the manifest a model carries: its id."""
+
+    id: Text
+
+
 def _embedded_id(content: bytes, name: str) -> str | None:
     carried = metadata(content, EMBEDDED_NAME, name)
     if carried is None:
         return None
     try:
-        return str(json.loads(carried)["id"])
-    except (ValueError, KeyError, TypeError):
+        return decode(carried, _Carried, source="the carried manifest", error=ManifestError).id
+    except ManifestError:
         return "unreadable"

@@ -6,10 +6,11 @@ import zipfile
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 from ground.datasets.patches import SINGLE_LABEL, PatchSet
 from ground.errors import DatasetError
+from onboard.schema import decode
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -64,6 +65,16 @@ class Dataset(ABC):
     def empty(self, why: str) -> DatasetError:
         """The error for a split that holds no patches."""
         return DatasetError(f"{self.name}: the {self.split} split of {self.root} holds no patches ({why})")
+
+    def read_json(self, path: Path) -> Any:
+        """The JSON file at `path` (labels, metadata), parsed by the project's schema library, so
+        nesting, numbers and bytes that are not JSON end in one DatasetError like any other fault."""
+        with self.reading(path):
+            data = path.read_bytes()
+        try:
+            return decode(data, Any, source="not JSON", error=DatasetError)
+        except DatasetError as exc:
+            raise self.malformed(path, exc) from None
 
     @contextmanager
     def reading(self, path: Path, *also: type[Exception]) -> Iterator[None]:

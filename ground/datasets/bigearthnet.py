@@ -5,7 +5,6 @@ BigEarthNet-MM (Sumbul et al. 2021). Bands come at 10, 20 and 60 m and are resam
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -184,8 +183,7 @@ class BigEarthNetS2(_BigEarthNet):
 
     def _targets_of(self, name: str) -> np.ndarray:
         path = self.root / name / f"{name}_labels_metadata.json"
-        with self.reading(path):
-            metadata = json.loads(path.read_text())
+        metadata = self.read_json(path)
         return self._targets(metadata.get("labels") if isinstance(metadata, dict) else None, path)
 
     def patch_names(self) -> list[str]:
@@ -247,8 +245,7 @@ class BigEarthNetS2Npz(_BigEarthNet):
     def load(self) -> PatchSet:
         names = self.patch_names()
         labels_path = self._labels_path()
-        with self.reading(labels_path):
-            labels = json.loads(labels_path.read_text())
+        labels = self.read_json(labels_path)
         if not isinstance(labels, dict):
             raise self.malformed(labels_path, "it is not a map of patch names to their labels")
         x, y = self._allocate(len(names))

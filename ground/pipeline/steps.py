@@ -51,9 +51,9 @@ def train_model(patches: PatchSet, out: Path, arch: str, overrides: dict[str, An
 
 
 def _load(patches: PatchSet, model_path: Path) -> tuple[keras.Model, ModelRecord]:
-    model, record = load_keras(model_path), ModelRecord.load(model_path)
+    record = ModelRecord.load(model_path)  # the cheap check first
     check_bands(patches, record)
-    return model, record
+    return load_keras(model_path), record
 
 
 def prune_model(patches: PatchSet, model_path: Path, out: Path, spec: PruneSpec,

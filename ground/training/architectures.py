@@ -5,11 +5,12 @@ only by `build`, so the CLI can offer the names without it."""
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import typing
 from typing import TYPE_CHECKING, Any
 
 from ground.errors import ArchitectureError
+from onboard.schema import decode
 from models import FAMILIES
 
 if TYPE_CHECKING:
@@ -26,12 +27,15 @@ ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def _convert(text: str, kind: Any, key: str) -> Any:
+    if kind not in (int, float, str):  # tuples and nested lists, e.g. matrix=[[0,1],[0,0]]
+        return decode(text, Any, source=f"--set {key}: not JSON", error=ArchitectureError)
     try:
-        if kind in (int, float, str):
-            return kind(text)
-        return json.loads(text)  # tuples and nested lists, e.g. matrix=[[0,1],[0,0]]
+        value = kind(text)
     except ValueError as exc:
-        raise ArchitectureError(f"--set {key}={text}: {exc}") from None
+        raise ArchitectureError(f"--set {key}={text[:40]}: {str(exc).split(';')[0]}") from None
+    if kind is float and not math.isfinite(value):
+        raise ArchitectureError(f"--set {key}={text}: not a finite number")
+    return value
 
 
 def parse_overrides(arch: str, items: tuple[str, ...] | list[str]) -> dict[str, Any]:

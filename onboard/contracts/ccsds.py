@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from onboard.errors import ProductError
@@ -77,24 +78,34 @@ class Reassembly:
     problems: list[str]  # one line per product lost or damaged, and per stream fault
 
 
-def reassemble(stream: bytes) -> Reassembly:
-    """Products from a stream of packets; what could not be rebuilt is reported, not raised."""
+def reassemble(stream: bytes, name: Callable[[bytes], str | None] = lambda head: None) -> Reassembly:
+    """Products from a stream of packets; what could not be rebuilt is reported, not raised. A
+    product that did not arrive whole is reported with how much of it did, and by `name`, which
+    names a product from as much of its start as arrived (or returns None)."""
     products: list[bytes] = []
     problems: list[str] = []
     partial: dict[int, tuple[bytearray, int, int]] = {}  # apid -> (data, last count, first count)
     broken: set[int] = set()  # APIDs skipping the rest of a product already reported
+
+    def incomplete(apid: int, why: str) -> None:
+        data, _, first = partial.pop(apid)
+        problems.append(f"APID {apid:#x}: {_lost(bytes(data), first, name)} is incomplete: {why}")
+
     offset = 0
     while offset < len(stream):
         try:
             packet, offset = unpack_packet(stream, offset)
         except ProductError as exc:
-            problems.append(f"stream: {exc}")
+            if not partial:
+                problems.append(f"stream: {exc}")
+            for apid in list(partial):  # what the cut stream left unfinished
+                incomplete(apid, f"the stream breaks off ({exc}), and whatever followed is lost")
             break
         apid, flags, count = packet.apid, packet.seq_flags, packet.seq_count
         if flags in (FIRST, UNSEGMENTED):
             broken.discard(apid)
             if apid in partial:
-                problems.append(f"APID {apid:#x}: product from packet {partial.pop(apid)[2]} is incomplete (its last packet is missing)")
+                incomplete(apid, "its last packet is missing")
             partial[apid] = (bytearray(packet.data), count, count)
         elif apid in broken:
             continue
@@ -105,8 +116,7 @@ def reassemble(stream: bytes) -> Reassembly:
         else:
             data, last, first = partial[apid]
             if count != (last + 1) % SEQ_MODULO:
-                problems.append(f"APID {apid:#x}: product from packet {first} is incomplete (packets {last + 1}..{count - 1} are missing)")
-                del partial[apid]
+                incomplete(apid, f"packets {last + 1}..{count - 1} are missing")
                 broken.add(apid)
                 continue
             data += packet.data
@@ -116,9 +126,21 @@ def reassemble(stream: bytes) -> Reassembly:
             product = _verified(bytes(data), apid, first, problems)
             if product is not None:
                 products.append(product)
-    for apid, (_, _, first) in partial.items():
-        problems.append(f"APID {apid:#x}: product from packet {first} is incomplete (the stream ends before its last packet)")
+    for apid in list(partial):
+        incomplete(apid, "the stream ends before its last packet")
     return Reassembly(products, problems)
+
+
+def _lost(body: bytes, first: int, name: Callable[[bytes], str | None]) -> str:
+    """A product that arrived in part, as its report names it: by `name` where its start names
+    it, by its first packet, and with how many of its bytes arrived."""
+    if len(body) < PRODUCT_HEADER.size or body[:4] != MAGIC:
+        return f"product from packet {first} ({len(body):,} bytes arrived, without the product header)"
+    _, length, _ = PRODUCT_HEADER.unpack_from(body)
+    head = body[PRODUCT_HEADER.size:]
+    called = name(head)
+    return (f"product {called + ' ' if called else ''}from packet {first} ({len(head):,} of its {length:,} bytes "
+            f"arrived, {max(length - len(head), 0):,} are missing)")
 
 
 def _verified(body: bytes, apid: int, first: int, problems: list[str]) -> bytes | None:

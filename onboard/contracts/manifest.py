@@ -15,7 +15,7 @@ from msgspec import Meta
 
 from onboard.errors import ManifestError
 from onboard.files import write_verified
-from onboard.schema import (Count, Data, Finite, Fraction, Int64, Name, Positive, PositiveInt, Schema, Sha256,
+from onboard.schema import (Count, Data, FileName, Finite, Fraction, Int64, Name, Positive, PositiveInt, Schema, Sha256,
                             decode_contract, encode_json, read_bounded, to_builtins)
 
 SCHEMA = "orbitlite/model-manifest"
@@ -82,7 +82,7 @@ class Embedded(Schema, kw_only=True):
 
     schema: Literal["orbitlite/model-manifest"] = SCHEMA
     version: Literal[1] = VERSION
-    id: Name
+    id: FileName  # it names the products the model makes (onboard.contracts.product.product_file_name)
     architecture: Name
     task: Literal["single-label", "multi-label"]
     input: TensorSpec

@@ -16,7 +16,7 @@ from onboard.contracts.tiling import TileGrid
 from onboard.errors import ProductError
 from onboard.files import write_verified
 from onboard.schema import (Count, Data, FileName, Finite, Name, PositiveInt, Schema, Text, convert, decode_contract,
-                            read_bounded)
+                            file_name, read_bounded)
 
 SCHEMA = "orbitlite/product"
 VERSION = 1
@@ -94,8 +94,33 @@ def _encode_raster(a: np.ndarray) -> dict[str, Any]:
 
 
 def product_file_name(scene_id: str, model_id: str) -> str:
-    """The file name of the product of `scene_id` by `model_id` (see Product.file_name)."""
-    return f"{scene_id}.{model_id.replace('|', '+').replace('>', '+')}.msgpack"
+    """The file name of the product of `scene_id` by `model_id` (see Product.file_name); a
+    ProductError when either id, or the name they make, cannot name a file in its directory."""
+    file_name(scene_id, what="scene id", error=ProductError)
+    file_name(model_id, what="model id", error=ProductError)
+    return file_name(f"{scene_id}.{model_id.replace('|', '+').replace('>', '+')}.msgpack",
+                     what="the product's file name", error=ProductError)
+
+
+def name_from_head(head: bytes) -> str | None:
+    """The file name of the product whose encoding starts with `head` (a product that arrived in
+    part), if that start holds its scene and model ids and they make a file name; else None."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(head), 1))
+    unpacker.feed(head)
+    ids: dict[str, object] = {}
+    try:
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key in ("scene", "model"):
+                value = unpacker.unpack()
+                ids[key] = value.get("id") if isinstance(value, dict) else None
+            else:
+                unpacker.skip()
+            if len(ids) == 2:
+                return product_file_name(ids["scene"], ids["model"])
+    except (msgpack.UnpackException, ValueError, TypeError, ProductError):
+        pass  # the start is cut before both ids, or is not a product's
+    return None
 
 
 Pair = tuple[PositiveInt, PositiveInt]
@@ -184,8 +209,10 @@ class _Body(Schema, kw_only=True):
             raise ValueError("skipped names a reason twice")
         if self.skip_map is None and sum(s.tiles for s in self.skipped) > grid.rows * grid.cols:
             raise ValueError("skipped counts more tiles than its grid holds")
-        if len(product_file_name(self.scene.id, self.model.id).encode()) > 255:
-            raise ValueError("scene and model ids too long for a file name")
+        try:
+            product_file_name(self.scene.id, self.model.id)
+        except ProductError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def _inflate(raster: _Raster, key: str, source: str) -> np.ndarray:
