@@ -159,7 +159,7 @@ def test_the_active_slot_is_never_written_and_a_slot_is_its_whole_bundle(payload
         assert_one_line_error(s.link("upload", str(corrupt), f"slots/a/{name}"), "put_begin: refused (failed)",
                               "slot a is the active slot, never written over the link")
         assert_one_line_error(s.link("upload", str(corrupt), f"slots/active/{name}"), "put_begin: refused (failed)",
-                              "uploads go directly into files/, slots/a/, slots/b/, spool/")
+                              "uploads go directly into files/, slots/b/, spool/ (a file name there")
 
         data = corrupt.read_bytes()  # the slot an upload is going into is switched to: its end is refused
         sha = hashlib.sha256(data).hexdigest()

@@ -336,15 +336,14 @@ class FileService:
     def _area(self, path: str) -> Iterator[tuple[int, str]]:
         """The open folder of the upload area `path` lies directly in, and its name there; refused
         unless that area is open for uploads now."""
-        names = area_path(path)
+        names, closed = area_path(path), self._closed()
         area = "/".join(names[:-1])
         if area not in self.upload_areas:
-            into = ", ".join(f"{a}/" for a in self.upload_areas)
+            into = ", ".join(f"{a}/" for a in self.upload_areas if a not in closed)
             raise TransferError(f"{path[:60]!r}: uploads go directly into {into} (a file name there, no folder "
                                 f"below)")
-        why = self._closed().get(area)
-        if why:
-            raise TransferError(f"{path}: {why}")
+        if area in closed:
+            raise TransferError(f"{path}: {closed[area]}")
         folder = self._folder(names[:-1])
         try:
             yield folder, names[-1]
