@@ -205,8 +205,9 @@ def downlink_queue(client: Client, out_dir: Path, chunk: int, most: int | None) 
 @_chunk_option
 @_with_client
 def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
-    """Send PATH to DEST under the payload's root (files/…, slots/a|b/…, or the spool), resuming
-    an interrupted upload of the same file; it is installed only whole and verified."""
+    """Send PATH to DEST, a file name directly in an upload area of the payload (files/NAME, the
+    inactive slot's slots/a|b/NAME, or the spool's), resuming an interrupted upload of the same
+    file; it is installed only whole and verified."""
     _report(_transfer(lambda progress: transfer.upload(client, path, dest, chunk, progress),
                       f"{path} -> {dest}"), client)
 
@@ -217,14 +218,16 @@ def upload(client: Client, path: Path, dest: str, chunk: int) -> None:
 @_chunk_option
 @_with_client
 def deploy(client: Client, models: tuple[Path, ...], slot: str | None, chunk: int) -> None:
-    """Ship MODELS (each with its manifest) as a bundle into a model slot, then switch to it: the
-    payload checks the files against the bundle's hashes and self-tests the models first, and
-    keeps the active slot if anything fails. Uploads resume after a broken link."""
+    """Ship MODELS (each with its manifest) as a bundle into a model slot, emptied first, then
+    switch to it: the payload checks the files against the bundle's hashes and self-tests the
+    models first, and keeps the active slot if anything fails. The active slot is never written.
+    A file whose upload broke off resumes where it stopped when deploy runs again."""
     files, manifest = bundle.build(list(models))
     active = client.call("status")["active_slot"]
     target = slot or ("b" if active == "a" else "a")
     if target == active:
         raise click.UsageError(f"slot {target} is active: deploy into the other one, then switch")
+    client.call("clear_slot", slot=target)  # a slot holds its bundle and nothing else
     with tempfile.TemporaryDirectory() as scratch:
         listed = Path(scratch) / bundle.MANIFEST_NAME
         write_verified(listed, manifest)

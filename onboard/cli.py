@@ -10,7 +10,7 @@ import click
 from onboard.contracts.product import NODATA
 from onboard.errors import ConfigError, OrbitliteError
 from onboard.inference.screening import Screening
-from onboard.link.commands import answer_link
+from onboard.link.commands import answer_link, slot_fallback
 from onboard.link.sealing import read_key
 from onboard.run.boards import BOARDS
 from onboard.run.budget import MAX_SCENE_SECONDS, Budget
@@ -127,7 +127,10 @@ def serve(config: Path, once: bool) -> None:
     poll_seconds (5); link.port, .key_file, .baud (115200), .state, .budget (absent: no link).
 
     With a link, the service answers authenticated commands on the serial port (`orbitlite hil
-    link`): status, budgets, uploads and downloads, queueing scenes, switching model slots.
+    link`): status, budgets, uploads and downloads, queueing scenes, switching model slots. Models
+    named through slots/active that cannot be loaded do not stop it: it falls back to the other
+    slot if that checks and self-tests, or else waits with no models, and says why in status and
+    the telemetry log (without a link, or with --once, it exits with that one line).
 
     Producers write NAME.npy.part and rename it to NAME.npy when complete. Finished scenes
     move to done/, refused ones to failed/ beside NAME.npy.reason. A killed service resumes an
@@ -145,10 +148,12 @@ def serve(config: Path, once: bool) -> None:
             key = read_key(link.key_file)
         except OrbitliteError as exc:
             raise ConfigError(f"config {settings.source}: link.key_file is unusable: {exc}") from None
-    with Service(settings, report=click.echo) as service:
+    answers = key is not None and not once
+    fallback = slot_fallback(settings, link.root) if answers else None
+    with Service(settings, report=click.echo, fallback=fallback) as service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: service.stop())
-        answering = None if key is None or once else answer_link(service, link, key, click.echo)
+        answering = answer_link(service, link, key, click.echo) if answers else None
         try:
             service.run(once=once)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -50,3 +51,24 @@ def test_a_model_that_is_not_its_manifest_is_not_bundled(ground_models, tmp_path
     model.write_bytes(model.read_bytes()[:-10])
     with pytest.raises(BundleError, match="does not match its manifest"):
         bundle.build([model])
+
+
+def test_a_slot_is_its_whole_bundle_and_nothing_else(slot, tmp_path):
+    listed = json.loads((slot / bundle.MANIFEST_NAME).read_text())
+    with pytest.raises(BundleError, match="does not list other.tflite, which the service needs"):
+        bundle.verify(slot, needs=["p.tflite", "p.tflite.json", "other.tflite"])
+    (slot / bundle.MANIFEST_NAME).write_text(json.dumps({**listed, "files": {}}))
+    with pytest.raises(BundleError, match="files: Expected `object` of length >= 1"):
+        bundle.verify(slot)
+    short = {**listed, "files": {"p.tflite": listed["files"]["p.tflite"]}}  # fewer files than were shipped
+    (slot / bundle.MANIFEST_NAME).write_text(json.dumps(short))
+    with pytest.raises(BundleError, match="slot b holds p.tflite.json, which its bundle does not list"):
+        bundle.verify(slot)
+    with pytest.raises(BundleError, match="does not list p.tflite.json, which the service needs"):
+        bundle.verify(slot, needs=["p.tflite", "p.tflite.json"])
+    (slot / bundle.MANIFEST_NAME).write_text(json.dumps(listed))
+    assert len(bundle.verify(slot, needs=["p.tflite", "p.tflite.json"])) == 2
+    os.rename(slot / "p.tflite", tmp_path / "p.tflite")  # the listed file a link to one of the same bytes
+    os.symlink(tmp_path / "p.tflite", slot / "p.tflite")
+    with pytest.raises(BundleError, match="p.tflite is a symbolic link or a folder"):
+        bundle.verify(slot)

@@ -5,12 +5,19 @@ hashes (`bundle.json`) that the payload checks, with a self-test, before it swit
      "files": {"cnn-l.tflite": {"size": 18928, "sha256": "..."}, "cnn-l.tflite.json": {...}}}
 
 Every model ships with its manifest beside it; file names are kept, since the service's config
-names its models through the active slot (`slots/active/cnn-l.tflite`).
+names its models through the active slot (`slots/active/cnn-l.tflite`). A slot is its bundle and
+nothing else: `verify` refuses a bundle that lists no file, one that does not list a file the
+service needs (each model and its manifest), a slot that lacks a listed file or holds one that is
+not listed (bundle.json aside), and a listed file that is a symbolic link or differs in size or
+sha256.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,19 +83,35 @@ def build(models: list[Path]) -> tuple[list[Path], bytes]:
     return files, listed
 
 
-def verify(slot: Path) -> list[BundleFile]:
-    """Check every file the slot's bundle manifest lists against its size and sha256."""
+def verify(slot: Path, needs: Iterable[str] = ()) -> list[BundleFile]:
+    """Check that `slot` holds exactly the files its bundle manifest lists (and the manifest),
+    each of its size and sha256, and that the manifest lists every file named in `needs`."""
     path = slot / MANIFEST_NAME
     if not path.exists():
         raise BundleError(f"slot {slot.name} holds no {MANIFEST_NAME}: deploy a bundle into it first")
     body = decode_contract(read_bounded(path, MAX_BYTES, error=BundleError, what="bundle manifest"), _Body,
                            contract=SCHEMA, version=VERSION, what="orbitlite bundle manifest", source=str(path),
                            error=BundleError, unreadable=f"{path} is not readable JSON")
+    unlisted = [name for name in needs if name not in body.files]
+    if unlisted:
+        raise BundleError(f"slot {slot.name}: its bundle does not list {', '.join(unlisted)}, which the service "
+                          f"needs")
+    strangers = sorted(set(os.listdir(slot)) - set(body.files) - {MANIFEST_NAME})
+    if strangers:
+        shown = ", ".join(n if n.isprintable() else repr(n) for n in strangers[:5])
+        shown += f" and {len(strangers) - 5} more" if len(strangers) > 5 else ""
+        raise BundleError(f"slot {slot.name} holds {shown}, which its bundle does not list: a slot holds its "
+                          f"bundle and nothing else")
     listed = [BundleFile(name, f.size, f.sha256) for name, f in body.files.items()]
     for f in listed:
         target = slot / f.name
-        if not target.is_file():
-            raise BundleError(f"slot {slot.name} lacks {f.name}, which its bundle lists")
-        if target.stat().st_size != f.size or sha256_file(target) != f.sha256:
+        try:
+            found = os.lstat(target)
+        except FileNotFoundError:
+            raise BundleError(f"slot {slot.name} lacks {f.name}, which its bundle lists") from None
+        if not stat.S_ISREG(found.st_mode):
+            raise BundleError(f"slot {slot.name}: {f.name} is a symbolic link or a folder, not the file its "
+                              f"bundle lists")
+        if found.st_size != f.size or sha256_file(target) != f.sha256:
             raise BundleError(f"slot {slot.name}: {f.name} is not the file its bundle lists (size or sha256)")
     return listed

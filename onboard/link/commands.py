@@ -1,22 +1,31 @@
-"""The commands the payload answers over the link, while `orbitlite onboard serve` runs.
+"""The commands the payload answers over the link, while `orbitlite onboard serve` runs. Each
+command's args are checked against its schema (below, and onboard/link/files.py); bad ones are
+refused in one line.
 
 - `ping` -> the payload's clock and uptime;
 - `status` -> telemetry: the scene in progress, the spool, the budgets, the store and its queue,
-  the active model slot, the link's counters (refusals included), memory, CPU temperature, disk;
+  the models in use (`models`, and `models_fault`: why they are not the active slot's, or why
+  there are none), the active model slot, the link's counters (refusals included), memory, CPU
+  temperature, disk;
 - `set_budgets {cpu_seconds, deadline_seconds, reserve, run_in_eclipse}` -> the budgets from the
   next scene on (absent keys keep their value; null lifts a limit), kept across restarts;
-- `run_scene {path}` -> moves an uploaded scene (under `files/`) into the spool, where the service
-  takes it up in turn; returns its place in the queue;
+- `run_scene {path}` -> moves an uploaded scene (`files/NAME`, a file, no link) into the spool,
+  where the service takes it up in turn; returns its place in the queue;
 - `products {n}` -> the next products of the downlink queue; `ack_product {id}` -> the ground holds
   it: it leaves the store;
-- `switch_slot {slot}` -> checks slot `a` or `b` against its bundle manifest (onboard/contracts/bundle.py),
-  self-tests the service's models in it and, only if all pass, makes it the active slot; the
-  service loads them at its next poll;
-- `stat`, `read`, `put_begin`, `put_chunk`, `put_end` -> file transfer (onboard/link/files.py).
+- `clear_slot {slot}` -> empties slot `a` or `b`, unless it is the active one, for a new bundle;
+- `switch_slot {slot}` -> checks slot `a` or `b` against its bundle manifest and self-tests the
+  service's models in it (onboard/link/slots.py) and, only if all pass, makes it the active slot;
+  the service loads them at its next poll;
+- `stat`, `read`, `put_begin`, `put_chunk`, `put_end` -> file transfer (onboard/link/files.py),
+  within the file area; uploads go to `files/`, the spool and the inactive slot, never the active one.
 
 Model slots (onboard/link/slots.py): `slots/a/` and `slots/b/` under the payload's root, and
 `slots/active`, a symbolic link to one of them, switched atomically. The service config names its
-models through it (e.g. `"ladder": ["slots/active/cnn-l.tflite"]`).
+models through it (e.g. `"ladder": ["slots/active/cnn-l.tflite"]`). When those cannot be loaded
+(at the start, or after a switch), `serve` falls back to the other slot if it checks and
+self-tests (`slot_fallback`), or else runs with no models, the scenes waiting in the spool; either
+way the link stays up, and `status` and the telemetry log say why.
 
 `answer_link` wires the commands to a running service: `orbitlite onboard serve` calls it, so the
 service itself knows nothing of the link.
@@ -24,24 +33,42 @@ service itself knows nothing of the link.
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, replace
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import asdict
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Callable, Literal
 
-from onboard.contracts import bundle
-from onboard.errors import BudgetError, LinkError, OrbitliteError, SlotError
+from msgspec import Meta
+
+from onboard.errors import BudgetError, LinkError, OrbitliteError, SlotError, StoreError, TransferError
 from onboard.link.endpoint import Endpoint, Handler
 from onboard.link.files import FileService
 from onboard.link.port import open_port
-from onboard.link.slots import ACTIVE, SLOTS, active_slot, self_test, switch_active
-from onboard.service.config import LinkConfig
+from onboard.link.slots import ACTIVE, SLOTS, active_slot, slot_models, switch_to
+from onboard.schema import Count, Schema, Text, convert
+from onboard.service.config import Budgets, LinkConfig, ServiceConfig
 from onboard.service.loop import Service
 
 FILES = "files"
+
+
+# The args of each command (the file transfer's are in onboard/link/files.py).
+class RunSceneArgs(Schema):
+    path: Text
+
+
+class ProductsArgs(Schema):
+    n: Annotated[int, Meta(ge=1, le=1000)] = 20
+
+
+class AckArgs(Schema):
+    id: Count
+
+
+class SlotArgs(Schema):
+    slot: Literal["a", "b"]
 
 
 class PayloadCommands:
@@ -56,15 +83,22 @@ class PayloadCommands:
         spool = service.config.spool.resolve()
         areas = [FILES, *(f"slots/{s}" for s in SLOTS)]
         if spool.is_relative_to(self.root.resolve()):
-            areas.append(str(spool.relative_to(self.root.resolve())))
+            areas.append(spool.relative_to(self.root.resolve()).as_posix())
         for area in areas:
             (self.root / area).mkdir(parents=True, exist_ok=True)
-        self.files = FileService(self.root, tuple(areas), service.store.read_product)
+        self.files = FileService(self.root, tuple(areas), service.store.read_product, closed=self._closed)
 
     def handlers(self) -> dict[str, Handler]:
         return {"ping": self.ping, "status": self.status, "set_budgets": self.set_budgets,
                 "run_scene": self.run_scene, "products": self.products, "ack_product": self.ack_product,
-                "switch_slot": self.switch_slot, **self.files.handlers()}
+                "clear_slot": self.clear_slot, "switch_slot": self.switch_slot, **self.files.handlers()}
+
+    def _closed(self) -> dict[str, str]:
+        """The upload areas not to be written now: the active slot."""
+        active = active_slot(self.slots)
+        return {} if active is None else {
+            f"slots/{active}": f"slot {active} is the active slot, never written over the link: deploy into the "
+                               f"other slot, then switch to it"}
 
     def ping(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"time": self.service.clock(), "uptime_s": round(time.monotonic() - self._started, 3)}
@@ -76,46 +110,60 @@ class PayloadCommands:
                 "disk_free_bytes": disk.free}
 
     def set_budgets(self, args: dict[str, Any]) -> dict[str, Any]:
-        known = {"cpu_seconds", "deadline_seconds", "reserve", "run_in_eclipse"}
-        unknown = set(args) - known
-        if unknown:
-            raise BudgetError(f"set_budgets: no budget {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
-        budget = replace(self.service.budget(), **args)
-        return asdict(self.service.set_budget(budget))
+        budgets = convert({**asdict(self.service.budget()), **args}, Budgets, source="set_budgets", error=BudgetError)
+        return asdict(self.service.set_budget(budgets.budget()))
 
     def run_scene(self, args: dict[str, Any]) -> dict[str, Any]:
-        name = str(args["path"])
-        source = self.files.resolve(name, (FILES,))
-        if not source.is_file():
-            raise OrbitliteError(f"run_scene: no file {name} on the payload: upload it first")
+        path = convert(args, RunSceneArgs, source="run_scene", error=TransferError).path
         ahead = len(self.service.spool())
-        target = self.service.config.spool / source.name
-        if target.exists():
-            raise OrbitliteError(f"run_scene: {source.name} is already in the spool")
-        os.replace(source, target)
-        return {"queued": source.name, "ahead": ahead}
+        return {"queued": self.files.take(path, FILES, self.service.config.spool), "ahead": ahead}
 
     def products(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        return [asdict(p) for p in self.service.store.next_for_downlink(int(args.get("n", 20)))]
+        n = convert(args, ProductsArgs, source="products", error=StoreError).n
+        return [asdict(p) for p in self.service.store.next_for_downlink(n)]
 
     def ack_product(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"removed": self.service.store.acknowledge(int(args["id"]))}
+        product_id = convert(args, AckArgs, source="ack_product", error=StoreError).id
+        return {"removed": self.service.store.acknowledge(product_id)}
+
+    def clear_slot(self, args: dict[str, Any]) -> dict[str, Any]:
+        slot = convert(args, SlotArgs, source="clear_slot", error=SlotError).slot
+        return {"slot": slot, "removed": self.files.clear(f"slots/{slot}")}
 
     def switch_slot(self, args: dict[str, Any]) -> dict[str, Any]:
-        slot = str(args["slot"])
-        if slot not in SLOTS:
-            raise SlotError(f"switch_slot: slot {slot!r}: use one of {', '.join(SLOTS)}")
-        models = self.service.slot_models(self.slots / ACTIVE, self.slots / slot)
-        if not models:
-            raise SlotError(f"switch_slot: the service's models are not named through {self.slots / ACTIVE}")
-        bundle.verify(self.slots / slot)
-        missing = [str(p.relative_to(self.root)) for p in models if not p.is_file()]
-        if missing:
-            raise SlotError(f"switch_slot: slot {slot} lacks {', '.join(missing)}")
-        ids = self_test(models, self.service.config.threads)
-        switch_active(self.slots, slot)
+        slot = convert(args, SlotArgs, source="switch_slot", error=SlotError).slot
+        ids = switch_to(self.slots, slot, _needed(self.service.config, self.slots), self.service.config.threads)
         self.service.models_changed()
         return {"active_slot": slot, "models": ids}
+
+
+def _needed(config: ServiceConfig, slots: Path) -> list[PurePosixPath]:
+    """The service's models, named through `slots/active`, relative to a slot."""
+    models = slot_models([*config.ladder, *([config.cascade] if config.cascade else [])], slots)
+    if not models:
+        raise SlotError(f"the service's models are not named through {slots / ACTIVE}: no slot serves them")
+    return models
+
+
+def slot_fallback(config: ServiceConfig, root: Path) -> Callable[[], str]:
+    """What `serve` with a link does when its models cannot be loaded (onboard/service/loop.py):
+    switch to the other slot, if it checks and self-tests; what was done, or SlotError."""
+    slots = Path(root) / "slots"
+
+    def fall_back() -> str:
+        models = _needed(config, slots)
+        active = active_slot(slots)
+        faults = []
+        for slot in (s for s in SLOTS if s != active):
+            try:
+                ids = switch_to(slots, slot, models, config.threads)
+            except OrbitliteError as exc:
+                faults.append(str(exc))
+                continue
+            return f"fell back to slot {slot} ({', '.join(ids)}), which checks and self-tests"
+        raise SlotError(f"no other slot to fall back to: {'; '.join(faults)}")
+
+    return fall_back
 
 
 def answer_link(service: Service, link: LinkConfig, key: bytes, report: Callable[[str], None]) -> threading.Thread:

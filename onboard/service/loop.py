@@ -23,7 +23,12 @@ since) starts again with the current ones. SIGTERM or SIGINT stop it between two
 
 With a `link` section, `serve` also answers commands on a serial port in a thread of its own
 (onboard/link/commands.py, wired by onboard/cli.py: the service does not know the link); what they
-change (budgets, the model slot) takes effect between scenes.
+change (budgets, the model slot) takes effect between scenes. Models that cannot be loaded (at the
+start, or after a slot switch) end the service with one line, unless it is given a `fallback`
+(`serve` with a link gives one: the other model slot): then it asks the fallback to put other
+models in their place and loads those, or, if that fails too, runs with no models, the scenes
+waiting in the spool, so that the link stays up to mend it. Why is in `status()` (`models_fault`)
+and in a telemetry line (event `models`).
 """
 
 from __future__ import annotations
@@ -82,13 +87,17 @@ class Service:
     def __init__(self, config: ServiceConfig, *, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic, cpu: Callable[[], float] = time.process_time,
                  sleep: Callable[[float], object] | None = None, power: PowerSource | None = None,
-                 host_root: Path = Path("/"), report: Callable[[str], None] = lambda line: None) -> None:
+                 host_root: Path = Path("/"), report: Callable[[str], None] = lambda line: None,
+                 fallback: Callable[[], str] | None = None) -> None:
         self.config = config
         self._clock, self._monotonic, self._host_root, self._report = clock, monotonic, host_root, report
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
         self._lock = threading.Lock()  # between the link's thread and the spool's
         self._models_changed = False
+        self._fallback = fallback
+        self._plan: Plan | None = None  # None: no models could be loaded; the scenes wait
+        self._models_fault: str | None = None  # why the models are not the configured ones, or none
         self._pending_budget: Budget | None = None
         ensure_writable_dir(config.spool / DONE)
         ensure_writable_dir(config.spool / FAILED)
@@ -97,11 +106,35 @@ class Service:
         self._store = Store(config.store_path, config.store, clock=clock)
         self._current: _InProgress | None = None
         try:
-            self._plan = self._build_plan()
             self._log = TelemetryLog(config.telemetry)
         except BaseException:
             self._store.close()
             raise
+        try:
+            self._load_models()
+        except BaseException:
+            self.close()
+            raise
+
+    def _load_models(self) -> None:
+        """Load the configured models; when they cannot be, ask the fallback (if any) to put
+        others in their place and load those, or else go on with none."""
+        try:
+            self._plan, self._models_fault = self._build_plan(), None
+            return
+        except OrbitliteError as exc:
+            if self._fallback is None:
+                raise
+            fault = f"the models cannot be loaded: {exc}"
+        try:
+            fault += f"; {self._fallback()}"
+            self._plan = self._build_plan()
+        except OrbitliteError as exc:
+            self._plan = None
+            fault += f"; {exc}; no models: the scenes wait in the spool"
+        self._models_fault = " ".join(fault.split())
+        self._report(self._models_fault)
+        self._emit("models", reason=self._models_fault)
 
     def _build_plan(self) -> Plan:
         config = self.config
@@ -178,11 +211,6 @@ class Service:
             self._pending_budget = budget
         return budget
 
-    def slot_models(self, active: Path, slot: Path) -> list[Path]:
-        """The service's model files named through `active`, as they lie in `slot`."""
-        paths = [*self.config.ladder, *([self.config.cascade] if self.config.cascade else [])]
-        return [slot / p.relative_to(active) for p in paths if p.is_relative_to(active)]
-
     def models_changed(self) -> None:
         """The model files moved under the service (a slot switch): load them before the next scene."""
         with self._lock:
@@ -194,7 +222,8 @@ class Service:
             "scene": current.scene_id if current else None,
             "tiles_total": len(current.grid) if current else None,
             "spool_depth": len(self.spool()),
-            "models": self._plan.id,
+            "models": self._plan.id if self._plan else None,
+            "models_fault": self._models_fault,
             "budget": asdict(self.budget()),
             "budget_left": self._scheduler.left() if current else None,
             "store": self._store.telemetry(),
@@ -210,12 +239,9 @@ class Service:
         if budget is not None:
             self._scheduler.budget = budget
         if reload:
-            try:
-                self._plan = self._build_plan()
-            except OrbitliteError as exc:  # switch_slot self-tested them: this is the storage failing
-                self._report(f"the switched models cannot be loaded ({exc}); the service keeps {self._plan.id}")
-                return
-            self._report(f"models switched: {self._plan.id}")
+            self._load_models()
+            if self._plan is not None:
+                self._report(f"models switched: {self._plan.id}")
 
     def run(self, once: bool = False) -> Summary:
         """Process the spool: with `once`, the scenes found there now, and return; else poll every
@@ -244,6 +270,8 @@ class Service:
     def _handle(self, path: Path, waiting: int, summary: Summary) -> bool:
         """Run one spooled scene; whether it left the spool."""
         self._between_scenes()
+        if self._plan is None:  # no models: the scene waits in the spool
+            return False
         try:
             scene = open_spooled(path, self.config.bands)
         except OrbitliteError as exc:

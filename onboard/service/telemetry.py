@@ -17,7 +17,7 @@ class Telemetry:
     progress (None on a poll line); `store` is Store.telemetry()."""
 
     time: str  # UTC ISO 8601, from the injected clock
-    event: str  # poll, strip, scene, finished-before, failed, refused, stopped
+    event: str  # poll, strip, scene, finished-before, failed, refused, stopped, models
     scene: str | None
     tiles_done: int | None
     tiles_total: int | None
@@ -27,7 +27,7 @@ class Telemetry:
     store: dict[str, int | None]
     rss_bytes: int | None
     cpu_temp_c: float | None
-    reason: str | None = None  # why a scene failed, was refused or stopped
+    reason: str | None = None  # why a scene failed, was refused or stopped; why the models are not as configured
 
 
 def rss_bytes(root: Path = Path("/")) -> int | None:
