@@ -122,7 +122,8 @@ def serve(config: Path, once: bool) -> None:
     poll_seconds (5); link.port, .key_file, .baud (115200), .state, .budget (absent: no link).
 
     With a link, the service answers authenticated commands on the serial port (`orbitlite hil
-    link`): status, budgets, uploads and downloads, queueing scenes, switching model slots.
+    link`): status, budgets, uploads and downloads, queueing scenes, switching model slots,
+    re-keying (the re-keyed key is kept in link.state and used in place of link.key_file's).
 
     Producers write NAME.npy.part and rename it to NAME.npy when complete. Finished scenes
     move to done/, refused ones to failed/ beside NAME.npy.reason. A killed service resumes an

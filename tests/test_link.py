@@ -349,12 +349,14 @@ def _send_sealed(port, counter: int, body: dict, key: bytes = KEY, seq: int = 99
     """A command sealed by hand (a tester holding the key) and the payload's answer: its body,
     checked to be authentic under `key` and to carry the command's counter. `port` is the ground's."""
     port.write(Frame(FrameType.COMMAND, seq, seal(key, FrameType.COMMAND, counter, body)).encode())
-    frames = _frames_on(port, 1)
-    if frames[0].type is FrameType.ACK:
-        frames = _frames_on(port, 1)
-    (answer,) = frames
+    decoder, frames = FrameDecoder(), []
+    deadline = time.monotonic() + 5
+    while not any(f.type is FrameType.RESPONSE for f in frames):  # after an ACK, if it was taken
+        assert time.monotonic() < deadline, f"no response: {frames}"
+        frames += decoder.feed(port.read(max(1, port.in_waiting)))
+    (answer,) = [f for f in frames if f.type is FrameType.RESPONSE]
     opened = unseal(key, answer)
-    assert answer.type is FrameType.RESPONSE and opened.body is not None and opened.counter == counter
+    assert opened.body is not None and opened.counter == counter
     return opened.body
 
 
@@ -465,6 +467,39 @@ def test_a_rekey_is_answered_from_the_cache_when_its_answer_is_lost(rig):
     assert unseal(KEY, answer).body == {"ok": True, "result": {"key_epoch": 1}}
     assert payload.counters.retransmissions == 1 and payload.counters.key_epoch == 1
     assert client.call("ping") == {}
+
+
+def test_a_rekey_the_payload_never_heard_is_found_lost_and_the_old_key_stands(rig):
+    """The re-key is lost on the uplink and a forged "unauthenticated" answer comes back: pings tell
+    the ground the payload still answers the old key, so the re-key did not happen."""
+    line, payload = rig({"ping": lambda args: {}})
+    client = Client(line.open_ground(), KEY, timeout=2.0)
+    line.uplink.faults = Faults(drop=1.0)
+
+    def forge():
+        while line.uplink.stats.dropped == 0:
+            time.sleep(0.01)
+        line.uplink.faults = Faults()
+        forged = seal(bytes(32), FrameType.RESPONSE, 0, {"ok": False, "code": "unauthenticated", "error": "forged"})
+        line.downlink.inject(Frame(FrameType.RESPONSE, 1, forged).encode())
+
+    forger = threading.Thread(target=forge)
+    forger.start()
+    with pytest.raises(CommandRefused) as refused:
+        client.rekey(b"x" * 16)
+    forger.join()
+    assert refused.value.code == "lost" and "still answers the old key" in str(refused.value)
+    assert client.key == KEY and client.call("ping") == {} and payload.counters.key_epoch == 0
+
+
+def test_a_rekey_under_a_key_the_payload_does_not_hold_changes_nothing(rig):
+    line, payload = rig({"ping": lambda args: {}})
+    client = Client(line.open_ground(), bytes(32 * [7]), timeout=2.0)
+    with pytest.raises(CommandRefused) as refused:
+        client.rekey(b"y" * 16)
+    assert refused.value.code == "unauthenticated" and "neither the old key nor the new" in str(refused.value)
+    assert payload.counters.key_epoch == 0 and payload.counters.refused_unauthenticated == 3
+    assert Client(client.port, KEY, timeout=2.0).call("ping") == {}
 
 
 @pytest.mark.parametrize("state", [{"last_counter": 2**64 - 1}, {"last_counter": COUNTER_TOP}, {"key_epoch": 1},

@@ -82,10 +82,10 @@ class Client:
         with the payload's counter from 0. The caller keeps the new key before calling.
 
         If no answer confirms it (the line failed, or the payload restarted after taking it, so the
-        retransmission no longer verifies), a `ping` under the new key tells: it answers, the
-        re-key stands; it does not, but a `ping` under the old key does, the payload never took it
-        (and that ping's counter, above the re-key's, makes a replay of it fail from now on):
-        CommandRefused with code "lost". When neither answers, LinkError: it is not known."""
+        retransmission no longer verifies), a `ping` under each key tells: the new key answers, the
+        re-key stands; the old one does (that ping's counter, above the re-key's, makes a replay of
+        it fail from now on), or neither verifies, the payload did not take it and never will:
+        CommandRefused. When that cannot be told (no answer), LinkError."""
         old, new = self.key, rekeyed(self.key, nonce)
         try:
             self.call("rekey", nonce=nonce)
@@ -99,22 +99,30 @@ class Client:
 
     def _confirm_rekey(self, old: bytes, new: bytes, why: Exception) -> None:
         sent = self._counter, self._by_clock  # the re-key's counter: the old key's next is above it
-        self.key, self._counter, self._by_clock = new, 0, True  # a re-keyed payload counts from 0
-        try:
-            self.call("ping")
+        self._counter, self._by_clock = 0, True  # a re-keyed payload counts from 0
+        took = self._answers(new)
+        if took:
             return
-        except CommandRefused as exc:
-            if exc.code != "unauthenticated":
-                return  # refused, but authenticated under the new key
-        except LinkError:
-            pass
-        self.key, (self._counter, self._by_clock) = old, sent
+        self._counter, self._by_clock = sent
+        still = self._answers(old)
+        if still:
+            raise CommandRefused("rekey", "lost", f"no answer came ({why}), and the payload still answers the old key")
+        if took is False and still is False:
+            raise CommandRefused("rekey", "unauthenticated", "the payload verifies neither the old key nor the new: "
+                                                             "is the key file the payload's?")
+        raise LinkError(f"rekey: no answer confirms it ({why}), and it cannot be told whether the payload took it")
+
+    def _answers(self, key: bytes) -> bool | None:
+        """Whether the payload answers a ping under `key` (authentic, even a refusal): None if
+        nothing came back."""
+        self.key = key
         try:
             self.call("ping")
-        except (CommandRefused, LinkError):
-            raise LinkError(f"rekey: no answer confirms it ({why}), and the payload answers neither the new key "
-                            f"nor the old") from None
-        raise CommandRefused("rekey", "lost", f"no answer came ({why}), and the payload still answers the old key")
+            return True
+        except CommandRefused as exc:
+            return exc.code != "unauthenticated"
+        except LinkError:
+            return None
 
     def _next_counter(self, command: str) -> int:
         clock = time.time_ns() // 1000 if self._by_clock else 0
