@@ -15,13 +15,14 @@ import click
 
 from hil.link import transfer
 from hil.link.client import Client
+from onboard.errors import CommandRefused, LinkError
 from onboard.contracts import bundle
 from onboard.contracts.product import NODATA, product_file_name, read_product
-from onboard.files import ensure_writable_dir, write_verified
+from onboard.files import ensure_writable_dir, fsync_dir, write_verified
 from onboard.inference.bench import benchmark
 from onboard.link.files import DEFAULT_CHUNK, MAX_CHUNK, MIN_CHUNK
 from onboard.link.port import open_port
-from onboard.link.sealing import new_key, read_key
+from onboard.link.sealing import new_key, new_nonce, read_key, rekeyed
 from onboard.schema import FiniteFloat
 
 
@@ -57,8 +58,7 @@ def keygen(out: Path) -> None:
     """Write a new pre-shared link key; give the same file to the payload's serve config (link.key_file)."""
     if out.exists():
         raise click.ClickException(f"{out} exists: a link key is not overwritten; remove it first")
-    write_verified(out, (new_key() + "\n").encode())
-    out.chmod(0o600)
+    write_verified(out, (new_key() + "\n").encode(), private=True)
     click.echo(f"link key -> {out}")
 
 
@@ -245,6 +245,40 @@ def switch_slot(client: Client, slot: str) -> None:
     """Self-test the models in SLOT and, if they pass, make it the active slot."""
     result = client.call("switch_slot", slot=slot)
     click.echo(f"slot {result['active_slot']} active: {', '.join(result['models'])}")
+
+
+@link.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The new key file to write (hex); the old key is refused once the payload has the new one.")
+@_with_client
+def rekey(client: Client, out: Path) -> None:
+    """Re-key the link: the payload and the ground derive a new key from the current one and a
+    random nonce (no key crosses the link), and the payload's counter starts again from 0; the
+    way out once the counter's range is spent. The payload keeps the new key in its link state.
+
+    The new key is written to OUT.pending before the command goes, and renamed to OUT once the
+    payload's answer, or a ping under the new key, confirms it; it is removed if the payload
+    refuses the re-key or still answers the old key. If nothing answers, OUT.pending stays: try
+    `ping` with it."""
+    pending = out.with_name(out.name + ".pending")
+    if out.exists():
+        raise click.ClickException(f"{out} exists: a link key is not overwritten; remove it first")
+    if pending.exists():
+        raise click.ClickException(f"{pending} exists: an earlier re-key went unconfirmed. If `ping` works with "
+                                   f"--key-file {pending}, the payload took it: rename it to {out}; if it works "
+                                   f"with the old key, remove {pending}")
+    nonce = new_nonce()
+    write_verified(pending, (rekeyed(client.key, nonce).hex() + "\n").encode(), private=True)
+    try:
+        client.rekey(nonce)
+    except CommandRefused:
+        pending.unlink()
+        raise
+    except LinkError as exc:
+        raise LinkError(f"{exc}; {pending} holds the new key in case the payload took it") from None
+    pending.rename(out)
+    fsync_dir(out.parent)
+    click.echo(f"link re-keyed: the new key is in {out}; the payload refuses the old one from now on")
 
 
 def _transfer(run, label: str) -> transfer.Transfer:

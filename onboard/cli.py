@@ -127,7 +127,8 @@ def serve(config: Path, once: bool) -> None:
     poll_seconds (5); link.port, .key_file, .baud (115200), .state, .budget (absent: no link).
 
     With a link, the service answers authenticated commands on the serial port (`orbitlite hil
-    link`): status, budgets, uploads and downloads, queueing scenes, switching model slots. Models
+    link`): status, budgets, uploads and downloads, queueing scenes, switching model slots,
+    re-keying (the re-keyed key is kept in link.state and used in place of link.key_file's). Models
     named through slots/active that cannot be loaded do not stop it: it falls back to the other
     slot if that checks and self-tests, or else waits with no models, and says why in status and
     the telemetry log (without a link, or with --once, it exits with that one line).

@@ -31,15 +31,17 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
-def write_verified(path: Path, data: bytes) -> Path:
+def write_verified(path: Path, data: bytes, private: bool = False) -> Path:
     """Write `data` to `path` atomically (temporary file, fsync, rename, fsync of the directory)
-    and read it back to check it. Raises OutputError, with the reason, when any step fails."""
+    and read it back to check it; `private` (a key) makes it readable by its owner alone from the
+    start. Raises OutputError, with the reason, when any step fails."""
     path = Path(path)
     digest = hashlib.sha256(data).digest()
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's mode
+        if not private:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -29,7 +29,8 @@ from onboard.errors import CommandRefused, LinkError, TransferError
 from onboard.link.endpoint import Endpoint
 from onboard.link.files import STAGING, FileService, PartialFile
 from onboard.link.framing import CRC, HEADER, MAX_ENCODED, MAX_PAYLOAD, Frame, FrameDecoder, FrameType
-from onboard.link.sealing import unseal
+from onboard.link.port import open_port
+from onboard.link.sealing import COUNTER_TOP, COUNTER_WINDOW, rekeyed, seal, unseal
 from tests.linesim import Faults, LineSim
 
 KEY = bytes(range(32))
@@ -342,6 +343,175 @@ def test_a_client_steps_past_a_payload_counter_ahead_of_its_clock(rig, tmp_path)
     assert payload.counters.refused_replay == 1 and payload.counters.last_counter == ahead + 1
     assert client.call("bump", n=2)["n"] == 2 and payload.counters.refused_replay == 1  # in step from now on
     assert calls == [1, 2]
+
+
+def _send_sealed(port, counter: int, body: dict, key: bytes = KEY, seq: int = 999) -> dict:
+    """A command sealed by hand (a tester holding the key) and the payload's answer: its body,
+    checked to be authentic under `key` and to carry the command's counter. `port` is the ground's."""
+    port.write(Frame(FrameType.COMMAND, seq, seal(key, FrameType.COMMAND, counter, body)).encode())
+    decoder, frames = FrameDecoder(), []
+    deadline = time.monotonic() + 5
+    while not any(f.type is FrameType.RESPONSE for f in frames):  # after an ACK, if it was taken
+        assert time.monotonic() < deadline, f"no response: {frames}"
+        frames += decoder.feed(port.read(max(1, port.in_waiting)))
+    (answer,) = [f for f in frames if f.type is FrameType.RESPONSE]
+    opened = unseal(key, answer)
+    assert opened.body is not None and opened.counter == counter
+    return opened.body
+
+
+def test_a_counter_above_the_top_or_beyond_the_window_is_refused_and_changes_nothing(rig):
+    calls = []
+    line, payload = rig({"bump": _counting(calls)})
+    client = Client(line.open_ground(), KEY, timeout=2.0)
+    client.call("bump", n=1)
+    last = payload.counters.last_counter
+    for counter, code in ((2**64 - 1, "counter-top"), (COUNTER_TOP, "counter-top"), (COUNTER_TOP - 1, "counter-window"),
+                          (last + COUNTER_WINDOW + 1, "counter-window")):
+        answer = _send_sealed(client.port, counter, {"cmd": "bump", "args": {"n": 9}})
+        assert answer["ok"] is False and answer["code"] == code and answer["last_counter"] == last, answer
+    assert calls == [1] and payload.counters.refused_counter == 4 and payload.counters.last_counter == last
+    assert client.call("bump", n=2)["n"] == 2  # the link goes on
+
+    payload.restart()  # nothing of it was saved: the counter on disk is the last good one
+    assert payload.counters.refused_counter == 4 and payload.counters.last_counter < last + COUNTER_WINDOW
+    assert client.call("bump", n=3)["n"] == 3
+    edge = payload.counters.last_counter + COUNTER_WINDOW  # the furthest jump the window allows is taken
+    assert _send_sealed(client.port, edge, {"cmd": "bump", "args": {"n": 4}}) == {"ok": True, "result": {"n": 4, "calls": 4}}
+    assert client.call("bump", n=5)["n"] == 5 and payload.counters.last_counter == edge + 1  # stepped past it
+    assert calls == [1, 2, 3, 4, 5]
+
+
+def test_a_client_behind_the_window_steps_up_to_its_clock(rig, tmp_path):
+    """The payload heard nothing for two windows of the ground's clock: the ground's counter is
+    refused as beyond the window, and the ground steps to the furthest it takes, a window a call."""
+    silent_since = time.time_ns() // 1000 - 2 * COUNTER_WINDOW
+    state = tmp_path / "silent.json"
+    state.write_text(json.dumps({"last_counter": silent_since}))
+    calls = []
+    line, payload = rig({"bump": _counting(calls)}, state=state)
+    ground = line.open_ground()
+    client = Client(ground, KEY, timeout=2.0)
+    assert client.call("bump", n=1)["n"] == 1
+    assert payload.counters.refused_counter == 1 and payload.counters.last_counter == silent_since + COUNTER_WINDOW
+    assert client.call("bump", n=2)["n"] == 2 and payload.counters.last_counter == silent_since + COUNTER_WINDOW + 1
+    assert Client(ground, KEY, timeout=2.0).call("bump", n=3)["n"] == 3  # the next session: one more window
+    assert payload.counters.refused_counter == 2
+    assert Client(ground, KEY, timeout=2.0).call("bump", n=4)["n"] == 4  # and then the clock is in reach
+    assert payload.counters.refused_counter == 2 and calls == [1, 2, 3, 4]
+
+
+def test_a_spent_counter_range_is_refused_by_the_client_and_a_rekey_starts_it_again(rig, tmp_path):
+    state = tmp_path / "spent.json"
+    state.write_text(json.dumps({"last_counter": COUNTER_TOP - 1}))
+    calls = []
+    line, payload = rig({"bump": _counting(calls), "ping": lambda args: {}}, state=state)
+    ground = line.open_ground()
+    client = Client(ground, KEY, timeout=2.0)
+    with pytest.raises(LinkError, match=r"bump: the link's counter has reached the top of its range .*re-key"):
+        client.call("bump", n=1)  # never an OverflowError, nor a counter at the top sent
+    assert calls == [] and payload.counters.refused_replay == 1 and payload.counters.refused_counter == 0
+
+    tap = line.uplink.tap()
+    nonce = bytes(range(16))
+    client.rekey(nonce)
+    (rekey,) = _commands_in(tap)
+    assert unseal(KEY, rekey).counter == COUNTER_TOP  # the top is kept for a re-key
+    new = rekeyed(KEY, nonce)
+    assert client.key == new and payload.counters.key_epoch == 1 and payload.counters.last_counter == 0
+    assert client.call("bump", n=2)["n"] == 2
+    with pytest.raises(CommandRefused) as refused:
+        Client(ground, KEY, timeout=2.0).call("bump", n=3)
+    assert refused.value.code == "unauthenticated"
+    saved = json.loads(state.read_text())  # one file: the new key with its epoch and counter
+    assert saved["key"] == new.hex() and saved["key_epoch"] == 1 and 0 < saved["last_counter"] < COUNTER_TOP
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert "key" not in payload.endpoint.telemetry()
+
+    payload.restart()  # the re-keyed key comes back from the state, not from the key given at start
+    assert Client(ground, new, timeout=2.0).call("bump", n=4)["n"] == 4
+    with pytest.raises(CommandRefused) as refused:
+        Client(ground, KEY, timeout=2.0).call("bump", n=5)
+    assert refused.value.code == "unauthenticated"
+    line.uplink.inject(rekey.encode())  # the re-key replayed: its MAC no longer verifies
+    (answer,) = _frames_on(ground, 1)
+    assert unseal(bytes(32), answer).body["code"] == "unauthenticated"
+    assert payload.counters.key_epoch == 1 and calls == [2, 4]
+
+
+def test_a_rekey_whose_answer_is_lost_is_confirmed_under_the_new_key(rig):
+    """The payload took a re-key and restarted before the ground heard its answer: the ground's
+    retransmission no longer verifies, and a ping under the new key confirms it."""
+    line, payload = rig({"ping": lambda args: {}})
+    ground = line.open_ground()
+    nonce = b"n" * 16
+    answer = _send_sealed(ground, time.time_ns() // 1000, {"cmd": "rekey", "args": {"nonce": nonce}})
+    assert answer == {"ok": True, "result": {"key_epoch": 1}}  # the answer the ground never heard
+    assert _send_sealed(ground, 5, {"cmd": "rekey", "args": {"nonce": b"short"}}, key=rekeyed(KEY, nonce)) == {
+        "ok": False, "code": "bad-args", "error": "rekey: args must be {nonce: 16 bytes}", "last_counter": 0}
+    payload.restart()
+    client = Client(ground, KEY, timeout=0.5, retries=2)
+    client.rekey(nonce)
+    assert client.key == rekeyed(KEY, nonce) and client.call("ping") == {}
+    assert payload.counters.key_epoch == 1 and payload.counters.refused_unauthenticated == 1
+
+
+def test_a_rekey_is_answered_from_the_cache_when_its_answer_is_lost(rig):
+    line, payload = rig({"ping": lambda args: {}})
+    client = Client(line.open_ground(), KEY, timeout=2.0)
+    tap = line.uplink.tap()
+    client.rekey(b"m" * 16)
+    (rekey,) = _commands_in(tap)
+    line.uplink.inject(rekey.encode())  # the ground's retransmission, under the key now replaced
+    (answer,) = _frames_on(client.port, 1)
+    assert unseal(KEY, answer).body == {"ok": True, "result": {"key_epoch": 1}}
+    assert payload.counters.retransmissions == 1 and payload.counters.key_epoch == 1
+    assert client.call("ping") == {}
+
+
+def test_a_rekey_the_payload_never_heard_is_found_lost_and_the_old_key_stands(rig):
+    """The re-key is lost on the uplink and a forged "unauthenticated" answer comes back: pings tell
+    the ground the payload still answers the old key, so the re-key did not happen."""
+    line, payload = rig({"ping": lambda args: {}})
+    client = Client(line.open_ground(), KEY, timeout=2.0)
+    line.uplink.faults = Faults(drop=1.0)
+
+    def forge():
+        while line.uplink.stats.dropped == 0:
+            time.sleep(0.01)
+        line.uplink.faults = Faults()
+        forged = seal(bytes(32), FrameType.RESPONSE, 0, {"ok": False, "code": "unauthenticated", "error": "forged"})
+        line.downlink.inject(Frame(FrameType.RESPONSE, 1, forged).encode())
+
+    forger = threading.Thread(target=forge)
+    forger.start()
+    with pytest.raises(CommandRefused) as refused:
+        client.rekey(b"x" * 16)
+    forger.join()
+    assert refused.value.code == "lost" and "still answers the old key" in str(refused.value)
+    assert client.key == KEY and client.call("ping") == {} and payload.counters.key_epoch == 0
+
+
+def test_a_rekey_under_a_key_the_payload_does_not_hold_changes_nothing(rig):
+    line, payload = rig({"ping": lambda args: {}})
+    client = Client(line.open_ground(), bytes(32 * [7]), timeout=2.0)
+    with pytest.raises(CommandRefused) as refused:
+        client.rekey(b"y" * 16)
+    assert refused.value.code == "unauthenticated" and "neither the old key nor the new" in str(refused.value)
+    assert payload.counters.key_epoch == 0 and payload.counters.refused_unauthenticated == 3
+    assert Client(client.port, KEY, timeout=2.0).call("ping") == {}
+
+
+@pytest.mark.parametrize("state", [{"last_counter": 2**64 - 1}, {"last_counter": COUNTER_TOP}, {"key_epoch": 1},
+                                   {"key": "00" * 32}, {"key_epoch": 1, "key": "zz" * 32}])
+def test_a_state_file_out_of_range_is_refused_in_one_line(tmp_path, state):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(state))
+    port = open_port("loop://", BAUD)
+    with contextlib.closing(port), pytest.raises(LinkError) as refused:
+        Endpoint(port, KEY, path, {})
+    message = str(refused.value)
+    assert "\n" not in message and f"link state {path}" in message and "cannot be trusted" in message
 
 
 # -- line faults -----------------------------------------------------------------------------------

@@ -1,7 +1,14 @@
 """Sealing link messages (DESIGN.md contract 3): every message, a command or its response, is the
 msgpack array `[counter, body, mac]`, where `mac` is HMAC-SHA256 under the pre-shared key of the
 frame type, the counter (u64, big-endian) and `body`, so a response cannot be passed off as a
-command, nor one command's body as another's. And the key: a file holding it as hex."""
+command, nor one command's body as another's. And the key: a file holding it as hex.
+
+The counter's range: the wire carries a u64, but the payload takes counters below COUNTER_TOP
+(2^56 microseconds: the year 4253 of the ground's clock) and no more than COUNTER_WINDOW (2^42 us,
+about 51 days) ahead of the last it accepted; COUNTER_TOP itself is kept for a re-key, so the link
+can be re-keyed even once its counters are spent. A re-key derives the next key on both ends as
+`rekeyed(key, nonce)`, HMAC-SHA256 under the current key of "orbitlite rekey" and the nonce the
+command carries: no key material crosses the link (onboard/link/endpoint.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +25,10 @@ from onboard.errors import LinkError
 from onboard.link.framing import Frame, FrameType
 
 KEY_BYTES = 32  # the length of key this module generates, and the least it accepts is 16
+COUNTER_TOP = 1 << 56  # commands count below it; a re-key may use it
+COUNTER_WINDOW = 1 << 42  # the furthest a command may jump past the last accepted counter
+NONCE_BYTES = 16  # of a re-key's nonce
+REKEY_LABEL = b"orbitlite rekey"
 
 
 def read_key(path: Path) -> bytes:
@@ -37,6 +48,15 @@ def read_key(path: Path) -> bytes:
 
 def new_key() -> str:
     return os.urandom(KEY_BYTES).hex()
+
+
+def new_nonce() -> bytes:
+    return os.urandom(NONCE_BYTES)
+
+
+def rekeyed(key: bytes, nonce: bytes) -> bytes:
+    """The key that follows `key` after a re-key with `nonce`, derived alike on both ends."""
+    return hmac.new(key, REKEY_LABEL + nonce, hashlib.sha256).digest()
 
 
 def _mac(key: bytes, kind: FrameType, counter: int, body: bytes) -> bytes:

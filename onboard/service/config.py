@@ -84,7 +84,7 @@ class Link(Schema):
     port: Name
     key_file: PathText
     baud: Annotated[int, Meta(ge=1, le=2**31 - 1)] = 115200
-    state: PathText = "link-state.json"  # the replay counter and refusal counts
+    state: PathText = "link-state.json"  # the replay counter, refusal counts and key once re-keyed
     budget: PathText = "budget.json"  # budgets set over the link, which outlive a restart
 
 
@@ -145,7 +145,7 @@ class LinkConfig:
     baud: int
     key_file: Path
     root: Path
-    state: Path  # the replay counter and refusal counts
+    state: Path  # the replay counter, refusal counts and, once re-keyed, the key (onboard/link/endpoint.py)
     budget: Path  # budgets set over the link, which outlive a restart
 
 
