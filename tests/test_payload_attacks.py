@@ -123,6 +123,13 @@ def test_no_symbolic_link_leads_the_link_out_of_the_file_area(payload, tmp_path)
             assert fetched.returncode == 0 and (tmp_path / "m").read_bytes() == model, fetched.stderr
             (tmp_path / "m").unlink()
 
+        s.link("ping")  # the link's state now exists, beside serve.json in the root
+        os.symlink("../link-state.json", root / "files/state")
+        for source in ("file/link-state.json", "file/files/state"):
+            assert_one_line_error(s.link("download", source, str(tmp_path / "state")),
+                                  "stat: refused (failed)", "the link's key and state are never sent")
+        assert not (tmp_path / "state").exists()
+
         assert_one_line_error(s.link("upload", str(planted), "files/escape/planted.bin"),
                               "put_begin: refused (failed)", "uploads go directly into files/")
         assert_one_line_error(s.link("run-scene", "files/pw"), "run_scene: refused (failed)",

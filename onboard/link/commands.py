@@ -74,7 +74,7 @@ class SlotArgs(Schema):
 class PayloadCommands:
     """The handlers of the link endpoint, over the running service."""
 
-    def __init__(self, service: Service, root: Path) -> None:
+    def __init__(self, service: Service, root: Path, secrets: tuple[Path, ...] = ()) -> None:
         self.service = service
         self.root = Path(root)
         self.slots = self.root / "slots"
@@ -86,7 +86,8 @@ class PayloadCommands:
             areas.append(spool.relative_to(self.root.resolve()).as_posix())
         for area in areas:
             (self.root / area).mkdir(parents=True, exist_ok=True)
-        self.files = FileService(self.root, tuple(areas), service.store.read_product, closed=self._closed)
+        self.files = FileService(self.root, tuple(areas), service.store.read_product, closed=self._closed,
+                                 secrets=secrets)
 
     def handlers(self) -> dict[str, Handler]:
         return {"ping": self.ping, "status": self.status, "set_budgets": self.set_budgets,
@@ -168,7 +169,7 @@ def slot_fallback(config: ServiceConfig, root: Path) -> Callable[[], str]:
 
 def answer_link(service: Service, link: LinkConfig, key: bytes, report: Callable[[str], None]) -> threading.Thread:
     """Answer the link's commands over `service` in a thread of its own, until the service stops."""
-    commands = PayloadCommands(service, link.root)
+    commands = PayloadCommands(service, link.root, secrets=(link.state, link.key_file))
     commands.endpoint = Endpoint(open_port(link.port, link.baud), key, link.state, commands.handlers())
     thread = threading.Thread(target=_answer, args=(commands.endpoint, link, service, report), name="link",
                               daemon=True)

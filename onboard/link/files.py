@@ -212,12 +212,15 @@ class FileService:
     """Serves `stat`/`read` of products and files under `root`, and stages uploads into the
     areas of `root` named in `upload_areas` (relative folders, e.g. "spool", "slots/b").
     `read_product(id)` gives a stored product's bytes; `closed()` names the areas not to be
-    written now, each with the reason (the active model slot)."""
+    written now, each with the reason (the active model slot). The `secrets` (the link's key file
+    and its state, which holds a re-keyed key) are never read, by whatever path or link they are
+    reached: the file opened is compared with them by device and inode."""
 
     def __init__(self, root: Path, upload_areas: tuple[str, ...], read_product: Callable[[int], bytes],
-                 closed: Callable[[], dict[str, str]] = dict) -> None:
+                 closed: Callable[[], dict[str, str]] = dict, secrets: tuple[Path, ...] = ()) -> None:
         self.root = Path(root)
         self.upload_areas = upload_areas
+        self._secrets = secrets
         self._read_product = read_product
         self._closed = closed
         self._staging = self.root / STAGING
@@ -259,6 +262,16 @@ class FileService:
         else:
             raise TransferError(f"{source[:60]!r} is no source: give product/<id> or file/<path>")
 
+    def _is_secret(self, opened: os.stat_result) -> bool:
+        for path in self._secrets:
+            try:
+                known = os.stat(path)
+            except OSError:
+                continue
+            if (known.st_dev, known.st_ino) == (opened.st_dev, opened.st_ino):
+                return True
+        return False
+
     @contextmanager
     def _open_file(self, source: str, names: tuple[str, ...]) -> Iterator[BinaryIO]:
         """The file `names` leads to from the root, opened one name at a time; a symbolic link is
@@ -292,6 +305,8 @@ class FileService:
                     raise TransferError(f"{source}: the staging area is not for reading")
             if len(walked) == 1 or not stat.S_ISREG(os.fstat(walked[-1]).st_mode):
                 raise TransferError(f"{source}: not a file on the payload")
+            if self._is_secret(os.fstat(walked[-1])):
+                raise TransferError(f"{source}: the link's key and state are never sent over the link")
             with os.fdopen(walked.pop(), "rb") as f:
                 yield f
         finally:
