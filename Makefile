@@ -4,9 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.orbitlite-installed
 
-.PHONY: install demo test ctest pytest bench clean
+.PHONY: install system demo test ctest pytest bench clean
 
-install: $(STAMP)
+install: system $(STAMP)
+
+# The Debian packages in system-packages.txt, installed (as root) when one is missing.
+system:
+	@missing=$$(grep -v '^#' system-packages.txt | xargs -n1 sh -c 'dpkg -s "$$0" >/dev/null 2>&1 || echo "$$0"'); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run make as root (or sudo apt-get install $$missing)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # Re-installs when the build or the C kernels change (Python sources are installed editable).
 $(STAMP): pyproject.toml CMakeLists.txt $(wildcard onboard/native/*.c onboard/native/*.h)

@@ -1,0 +1,96 @@
+"""How the harness reaches a board: the small protocol every transport implements (in labgrid's
+spirit, a board is a resource and a transport is a driver behind this protocol), and the `local`
+transport, this machine itself. One file per other transport (SSH, serial) beside this one.
+
+A transport runs a command on the board, and puts and gets files. Remote paths are POSIX paths on
+the board; a relative one is relative to the board's working folder for the harness."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from hil.errors import TransportError
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A command that ran on the board: its exit status and what it wrote."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    def check(self, what: str) -> "Completed":
+        """Itself if the command succeeded; else a TransportError naming `what` and its last line."""
+        if self.returncode != 0:
+            last = (self.stderr.decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
+            raise TransportError(f"{what} failed on the board (exit {self.returncode}): {last}")
+        return self
+
+
+class Transport(Protocol):
+    """What the harness needs of a way to a board."""
+
+    name: str
+
+    def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> Completed:
+        """Run `argv` on the board (no shell), within `timeout` seconds."""
+        ...
+
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a local file to `remote` on the board, whole or not at all."""
+        ...
+
+    def get(self, remote: str, local: Path) -> None:
+        """Copy `remote` from the board to a local file, whole or not at all."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what the transport holds open (a connection, a port)."""
+        ...
+
+
+class LocalTransport:
+    """This machine as the board: commands run as subprocesses, files are copied."""
+
+    name = "local"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = Path(workdir)
+
+    def _path(self, remote: str) -> Path:
+        return self.workdir / remote
+
+    def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> Completed:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            done = subprocess.run(list(argv), input=stdin, capture_output=True, timeout=timeout, cwd=self.workdir)
+        except FileNotFoundError:
+            raise TransportError(f"{argv[0]}: no such program on the board") from None
+        except subprocess.TimeoutExpired:
+            raise TransportError(f"{argv[0]}: no answer within {timeout:g} s") from None
+        return Completed(done.returncode, done.stdout, done.stderr)
+
+    def put(self, local: Path, remote: str) -> None:
+        self._copy(Path(local), self._path(remote))
+
+    def get(self, remote: str, local: Path) -> None:
+        self._copy(self._path(remote), Path(local))
+
+    @staticmethod
+    def _copy(source: Path, dest: Path) -> None:
+        part = dest.with_name(dest.name + ".part")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, part)
+            part.replace(dest)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise TransportError(f"cannot copy {source} to {dest}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,13 @@
+"""The errors of the hardware-in-the-loop harness; each ends a command with its one line."""
+
+from __future__ import annotations
+
+from onboard.errors import OrbitliteError
+
+
+class BoardError(OrbitliteError):
+    """A board profile that does not validate, or a board that cannot be reached or used."""
+
+
+class TransportError(BoardError):
+    """A command or a file transfer to or from a board that failed on its way."""
