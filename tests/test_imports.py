@@ -42,8 +42,9 @@ ROOMS = {
         {"cli"},
     ],
     "hil": [
-        {"__init__"},
+        {"__init__", "errors"},
         {"link"},  # the ground's end: client, transfers
+        {"boards"},  # profiles, transports (local, SSH, serial), power meters
         {"cli"},
     ],
 }
