@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from hil.boards.cli import boards
 from hil.link import transfer
 from hil.link.client import Client
 from onboard.errors import CommandRefused, LinkError
@@ -299,3 +300,6 @@ def _report(t: transfer.Transfer, client: Client) -> None:
     resumed = f", resumed at byte {t.resumed_at}" if t.resumed_at else ""
     click.echo(f"{t.name}: {t.size} bytes in {t.seconds:.1f} s ({t.bytes_per_s:.0f} B/s{resumed}; "
                f"{client.stats.retransmissions} retransmission(s))")
+
+
+hil.add_command(boards)

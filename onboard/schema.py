@@ -255,7 +255,10 @@ def _struct_in(info: Any, item: bool) -> Any:
         if isinstance(info, msgspec.inspect.Metadata):
             info = info.type
         else:
-            info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), None)
+            options = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+            # a tagged union of tables: which one the input meant is not known here
+            info = options[0] if len(options) == 1 or not all(
+                isinstance(t, msgspec.inspect.StructType) for t in options) else None
     if item:
         info = getattr(info, "item_type", None) or getattr(info, "value_type", None)
         return _struct_in(info, False) if info is not None else None

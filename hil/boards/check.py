@@ -1,0 +1,99 @@
+"""`hil boards check`: reach a board through its transport and ask it what it is (hil/boards/probe.py,
+run by the board's `python3`), beside what its profile says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from msgspec import Meta
+
+from hil.boards.profile import Board
+from hil.boards.transport import Transport
+from hil.errors import BoardError, TransportError
+from onboard.schema import Count, Name, Schema, Text, decode
+
+PROBE = Path(__file__).with_name("probe.py")
+TIMEOUT = 60.0  # s for each question: an emulated board's Python starts slowly
+
+
+class Interpreter(Schema):
+    module: Name
+    version: Name | None
+
+
+class Answer(Schema):
+    """What the probe answers, checked like any input from outside."""
+
+    arch: Name
+    python: Name
+    executable: Text
+    cwd: Text
+    disk_free: Count
+    disk_total: Count
+    mem_available: Count | None
+    mem_total: Count | None
+    cores: Annotated[int, Meta(ge=1, le=65536)] | None
+    interpreter: Interpreter | None
+    edgetpu: Annotated[tuple[Name, ...], Meta(max_length=64)]
+
+
+@dataclass(frozen=True)
+class Check:
+    arch: str  # uname -m
+    answer: Answer | None  # None: no python3 on the board
+    why_no_python: str = ""
+
+
+def check_board(transport: Transport) -> Check:
+    """Ask the board through `transport`; TransportError if it cannot be reached."""
+    arch = transport.run(["uname", "-m"], timeout=TIMEOUT).check("uname -m").stdout.decode(errors="replace").strip()
+    try:
+        done = transport.run(["python3", "-"], timeout=TIMEOUT, stdin=PROBE.read_bytes())
+    except TransportError as exc:
+        return Check(arch, None, str(exc))
+    done.check("the probe (python3)")
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        raise BoardError("the board's python3 answered nothing to the probe")
+    return Check(arch, decode(lines[-1], Answer, source="the board's answer to the probe", error=BoardError))
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def report(board: Board, transport_name: str, check: Check) -> list[str]:
+    """The check as lines of `label  value`, a value that differs from the profile marked."""
+    spec = board.spec
+
+    def differs(value: object, profile: object) -> str:
+        return "" if value == profile else f"  (the profile says {profile})"
+
+    lines = [("board", f"{board.name} ({board.origin} profile {board.path})"),
+             ("reached", f"through {transport_name}")]
+    if spec.emulated:
+        lines.append(("emulated", spec.note or "yes: its timings are not the board's"))
+    lines.append(("arch", check.arch + differs(check.arch, spec.arch)))
+    a = check.answer
+    if a is None:
+        lines += [("python", f"none: {check.why_no_python}"), ("interpreter", "unknown (no python3)")]
+    else:
+        minor = ".".join(a.python.split(".")[:2])
+        lines += [("python", f"{a.python} ({a.executable})" + differs(minor, spec.python)),
+                  ("cores", f"{a.cores}" + differs(a.cores, spec.cores)),
+                  ("disk free", f"{_gb(a.disk_free)} of {_gb(a.disk_total)} in {a.cwd}")]
+        if a.mem_total is not None and a.mem_available is not None:
+            total_mb = a.mem_total / 2**20  # the kernel keeps some back: within a tenth is the same
+            lines.append(("memory", f"{_gb(a.mem_available)} available of {_gb(a.mem_total)}"
+                          + ("" if abs(total_mb - spec.ram_mb) <= spec.ram_mb / 10
+                             else f"  (the profile says {spec.ram_mb} MB)")))
+        interp = a.interpreter
+        lines.append(("interpreter", f"{interp.module} {interp.version or '(version unknown)'}" if interp
+                      else "none (neither ai_edge_litert nor tflite_runtime imports)"))
+        tpu = ", ".join(a.edgetpu) if a.edgetpu else "no"
+        lines.append(("edge tpu", tpu + ("" if bool(a.edgetpu) == (spec.accelerator != "none")
+                                         else f"  (the profile says {spec.accelerator})")))
+    width = max(len(label) for label, _ in lines)
+    return [f"{label:<{width}}  {value}" for label, value in lines]

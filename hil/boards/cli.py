@@ -1,0 +1,71 @@
+"""`orbitlite hil boards`: list the board profiles (shipped and the user's), and check a board
+through its transport. Other `hil` commands that take a board use
+`boards_dir_option` for the same `--boards-dir`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hil.boards.check import check_board, report
+from hil.boards.drivers import open_transport
+from hil.boards.profile import ENV_VAR, board_files, describe, find_board, load_board
+from hil.errors import BoardError
+
+boards_dir_option = click.option(
+    "--boards-dir", type=click.Path(path_type=Path, file_okay=False), envvar=ENV_VAR, show_envvar=True,
+    help="A folder of your own board profiles (NAME.toml); one named like a shipped one overrides it.")
+
+
+@click.group(invoke_without_command=True)
+@boards_dir_option
+@click.pass_context
+def boards(ctx: click.Context, boards_dir: Path | None) -> None:
+    """The board profiles: with no command, list them (shipped and yours).
+
+    \b
+    Example:
+      orbitlite hil boards
+      orbitlite hil boards check rpi-emulated
+    """
+    ctx.obj = boards_dir
+    if ctx.invoked_subcommand is not None:
+        return
+    rows, bad = [], []
+    for name, (path, origin, overrides) in board_files(boards_dir).items():
+        try:
+            b = load_board(path, origin, overrides)
+        except BoardError as exc:
+            bad.append(str(exc))
+            continue
+        where = "shipped" if origin == "shipped" else f"yours: {path}" + (" (overrides the shipped one)"
+                                                                          if overrides else "")
+        rows.append((b.name, b.spec.arch, str(b.spec.cores), b.spec.accelerator, ", ".join(b.transport_kinds()),
+                     where + (" [emulated]" if b.spec.emulated else "")))
+    header = ("name", "arch", "cores", "accelerator", "transports", "from")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        click.echo("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + "  " + row[-1])
+    if bad:
+        raise BoardError(bad[0] + (f" (and {len(bad) - 1} more bad profile(s))" if len(bad) > 1 else ""))
+
+
+@boards.command()
+@click.argument("profile")
+@click.option("--transport", "wanted", type=click.Choice(["ssh", "serial", "local"]),
+              help="Which of the profile's transports [default: its first].")
+@click.pass_obj
+def check(boards_dir: Path | None, profile: str, wanted: str | None) -> None:
+    """Reach the board PROFILE (a name, or a .toml file) and report its arch, Python, free disk and
+    memory, the TFLite interpreter it has and whether an Edge TPU answers; a figure that differs
+    from the profile is marked."""
+    board = find_board(profile, boards_dir)
+    transport = open_transport(board, wanted)  # type: ignore[arg-type]
+    try:
+        result = check_board(transport)
+    finally:
+        transport.close()
+    for line in report(board, describe(board.transport(wanted)), result):  # type: ignore[arg-type]
+        click.echo(line)
+

@@ -1,0 +1,33 @@
+"""The drivers a board profile names, opened by kind: `open_transport` (ssh, serial, local) and
+`open_meter` (modelled, ina219, ina260, scpi). Each kind is one module, imported only when a
+profile uses it, so the harness needs pyvisa only for a SCPI meter and smbus2 only for an INA."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from hil.boards.profile import Board, LocalSpec, SerialSpec, SshSpec, TransportKind, kind
+from hil.boards.transport import LocalTransport, Transport
+
+# meter kind -> the module in hil/boards/meters/ whose `open_meter(spec, board, transport)` opens it
+METERS = {"modelled": "modelled", "ina219": "ina", "ina260": "ina", "scpi": "scpi"}
+
+
+def open_transport(board: Board, wanted: TransportKind | None = None) -> Transport:
+    """A transport to `board`: its profile's first, or the one of kind `wanted`."""
+    spec = board.transport(wanted)
+    if isinstance(spec, SshSpec):
+        from hil.boards.ssh import SshTransport
+        return SshTransport(spec)
+    if isinstance(spec, SerialSpec):
+        from hil.boards.serial import SerialTransport
+        return SerialTransport(spec)
+    assert isinstance(spec, LocalSpec), kind(spec)
+    return LocalTransport(Path(spec.workdir))
+
+
+def open_meter(board: Board, transport: Transport):
+    """The power meter of `board`'s profile (modelled when it names none), ready to read."""
+    module = importlib.import_module(f"hil.boards.meters.{METERS[kind(board.spec.meter)]}")
+    return module.open_meter(board.spec.meter, board, transport)
