@@ -21,7 +21,7 @@ system:
 $(STAMP): pyproject.toml CMakeLists.txt $(wildcard onboard/native/*.c onboard/native/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[ground,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[ground,hil,dev]"
 	touch $@
 
 demo: install

@@ -11,3 +11,7 @@ class BoardError(OrbitliteError):
 
 class TransportError(BoardError):
     """A command or a file transfer to or from a board that failed on its way."""
+
+
+class MeterError(BoardError):
+    """A power meter that cannot be opened, does not answer, or answers nonsense."""

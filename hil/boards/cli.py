@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from hil.boards.check import check_board, report
-from hil.boards.drivers import open_transport
-from hil.boards.profile import ENV_VAR, board_files, describe, find_board, load_board
+from hil.boards.drivers import open_meter, open_transport
+from hil.boards.profile import ENV_VAR, Board, ModelledSpec, board_files, describe, find_board, load_board
+from hil.boards.transport import Transport
 from hil.errors import BoardError
 
 boards_dir_option = click.option(
@@ -58,14 +59,27 @@ def boards(ctx: click.Context, boards_dir: Path | None) -> None:
 @click.pass_obj
 def check(boards_dir: Path | None, profile: str, wanted: str | None) -> None:
     """Reach the board PROFILE (a name, or a .toml file) and report its arch, Python, free disk and
-    memory, the TFLite interpreter it has and whether an Edge TPU answers; a figure that differs
-    from the profile is marked."""
+    memory, the TFLite interpreter it has, whether an Edge TPU answers and what its power meter
+    reads; a figure that differs from the profile is marked."""
     board = find_board(profile, boards_dir)
     transport = open_transport(board, wanted)  # type: ignore[arg-type]
     try:
         result = check_board(transport)
+        for line in report(board, describe(board.transport(wanted)), result):  # type: ignore[arg-type]
+            click.echo(line)
+        click.echo(f"{'meter':<11}  {meter_line(board, transport)}")
     finally:
         transport.close()
-    for line in report(board, describe(board.transport(wanted)), result):  # type: ignore[arg-type]
-        click.echo(line)
 
+
+def meter_line(board: Board, transport: Transport) -> str:
+    """The board's meter and one reading of it; a modelled one is only described."""
+    spec = board.spec
+    if isinstance(spec.meter, ModelledSpec):
+        return f"none: power modelled from idle {spec.idle_watts:g} W and busy {spec.busy_watts:g} W"
+    meter = open_meter(board, transport)
+    try:
+        r = meter.read()
+    finally:
+        meter.close()
+    return f"{meter.name}: {r.volts:.3f} V, {r.amps:.3f} A, {r.watts:.3f} W now"

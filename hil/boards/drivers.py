@@ -7,11 +7,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from hil.boards.meters import PowerMeter
 from hil.boards.profile import Board, LocalSpec, SerialSpec, SshSpec, TransportKind, kind
 from hil.boards.transport import LocalTransport, Transport
-
-# meter kind -> the module in hil/boards/meters/ whose `open_meter(spec, board, transport)` opens it
-METERS = {"modelled": "modelled", "ina219": "ina", "ina260": "ina", "scpi": "scpi"}
+from hil.errors import MeterError
 
 
 def open_transport(board: Board, wanted: TransportKind | None = None) -> Transport:
@@ -27,7 +26,14 @@ def open_transport(board: Board, wanted: TransportKind | None = None) -> Transpo
     return LocalTransport(Path(spec.workdir))
 
 
-def open_meter(board: Board, transport: Transport):
+def open_meter(board: Board, transport: Transport) -> PowerMeter:
     """The power meter of `board`'s profile (modelled when it names none), ready to read."""
-    module = importlib.import_module(f"hil.boards.meters.{METERS[kind(board.spec.meter)]}")
+    # the module named like the kind in hil/boards/meters/, with its `open_meter(spec, board, transport)`
+    name = kind(board.spec.meter)
+    try:
+        module = importlib.import_module(f"hil.boards.meters.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("pyvisa", "pyvisa_py", "smbus2"):
+            raise MeterError(f"the {name} meter needs {exc.name}: pip install 'orbitlite[hil]'") from None
+        raise
     return module.open_meter(board.spec.meter, board, transport)
