@@ -1,18 +1,22 @@
 """`hil boards check`: reach a board through its transport and ask it what it is (hil/boards/probe.py,
-run by the board's `python3`), beside what its profile says."""
+run by the board's `python3`), beside what its profile says. Over the serial link, where no command
+runs, the payload's own `ping` and `status` answer instead (`check_link`)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 from msgspec import Meta
 
 from hil.boards.profile import Board
+from hil.boards.serial import SerialTransport
 from hil.boards.transport import Transport
 from hil.errors import BoardError, TransportError
-from onboard.schema import Count, Name, Schema, Text, decode
+from onboard.schema import Count, Finite, Name, Schema, Text, convert, decode
 
 PROBE = Path(__file__).with_name("probe.py")
 TIMEOUT = 60.0  # s for each question: an emulated board's Python starts slowly
@@ -60,6 +64,38 @@ def check_board(transport: Transport) -> Check:
     return Check(arch, decode(lines[-1], Answer, source="the board's answer to the probe", error=BoardError))
 
 
+class LinkStatus(msgspec.Struct):
+    """The part of the payload's `status` answer the check shows (the rest is not read)."""
+
+    disk_free_bytes: Count | None = None
+    rss_bytes: Count | None = None
+    cpu_temp_c: Finite | None = None
+    models: Text | None = None
+    models_fault: Text | None = None
+    active_slot: Name | None = None
+
+
+def check_link(board: Board, where: str, link: SerialTransport) -> list[str]:
+    """The payload's answers over its link (`ping`, `status`) as report lines."""
+    start = time.monotonic()
+    pong = link.call("ping")
+    rtt = time.monotonic() - start
+    status = convert(link.call("status"), LinkStatus, source="the payload's status", error=BoardError, strict=False)
+    uptime = pong.get("uptime_s") if isinstance(pong, dict) else None
+    lines = [("board", f"{board.name} ({board.origin} profile {board.path})"), ("reached", f"through {where}"),
+             ("payload", f"answers in {1000 * rtt:.0f} ms" + (f", up {uptime:.0f} s" if isinstance(uptime, (int, float)) else "")),
+             ("arch", "not told: the link runs no command (check over ssh for the rest)"),
+             ("models", status.models or f"none: {status.models_fault or 'no models'}"),
+             ("active slot", status.active_slot or "none")]
+    if status.disk_free_bytes is not None:
+        lines.append(("disk free", _gb(status.disk_free_bytes)))
+    if status.rss_bytes is not None:
+        lines.append(("service rss", f"{status.rss_bytes / 2**20:.0f} MB"))
+    if status.cpu_temp_c is not None:
+        lines.append(("cpu temp", f"{status.cpu_temp_c:.1f} C"))
+    return _aligned(lines)
+
+
 def _gb(n: int) -> str:
     return f"{n / 1e9:.1f} GB"
 
@@ -95,5 +131,11 @@ def report(board: Board, transport_name: str, check: Check) -> list[str]:
         tpu = ", ".join(a.edgetpu) if a.edgetpu else "no"
         lines.append(("edge tpu", tpu + ("" if bool(a.edgetpu) == (spec.accelerator != "none")
                                          else f"  (the profile says {spec.accelerator})")))
-    width = max(len(label) for label, _ in lines)
-    return [f"{label:<{width}}  {value}" for label, value in lines]
+    return _aligned(lines)
+
+
+WIDTH = 11  # the longest label's length
+
+
+def _aligned(lines: list[tuple[str, str]]) -> list[str]:
+    return [f"{label:<{WIDTH}}  {value}" for label, value in lines]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from hil.boards.check import check_board, report
+from hil.boards.check import WIDTH, check_board, check_link, report
 from hil.boards.drivers import open_meter, open_transport
 from hil.boards.profile import ENV_VAR, Board, ModelledSpec, board_files, describe, find_board, load_board
+from hil.boards.serial import SerialTransport
 from hil.boards.transport import Transport
 from hil.errors import BoardError
 
@@ -63,11 +64,13 @@ def check(boards_dir: Path | None, profile: str, wanted: str | None) -> None:
     reads; a figure that differs from the profile is marked."""
     board = find_board(profile, boards_dir)
     transport = open_transport(board, wanted)  # type: ignore[arg-type]
+    where = describe(board.transport(wanted))  # type: ignore[arg-type]
     try:
-        result = check_board(transport)
-        for line in report(board, describe(board.transport(wanted)), result):  # type: ignore[arg-type]
+        lines = (check_link(board, where, transport) if isinstance(transport, SerialTransport)
+                 else report(board, where, check_board(transport)))
+        for line in lines:
             click.echo(line)
-        click.echo(f"{'meter':<11}  {meter_line(board, transport)}")
+        click.echo(f"{'meter':<{WIDTH}}  {meter_line(board, transport)}")
     finally:
         transport.close()
 
