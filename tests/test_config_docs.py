@@ -12,12 +12,14 @@ import pytest
 from msgspec import inspect
 
 from ground.simulator.config import SimulateFile
+from hil.boards.profile import BoardFile
 from onboard.run.boards import BoardProfile
 from onboard.schema import PathText
 from onboard.service.config import ServeFile
 from tests.conftest import ROOT
 
-TABLES = {"serve config": ServeFile, "simulate config": SimulateFile, "board profile": BoardProfile}
+TABLES = {"serve config": ServeFile, "simulate config": SimulateFile, "board profile": BoardProfile,
+          "hil board profile": BoardFile}
 _PATH = inspect.type_info(PathText)
 _SKIPPED_BOUNDS = {2**63 - 1, -(2**63), 2**53}  # the limits of a machine integer: not a range a user sets
 
@@ -40,8 +42,17 @@ def _bounds(t: inspect.Type) -> list[str]:
     return out
 
 
+def _tagged(t: inspect.Type) -> list[inspect.StructType]:
+    """The tables of a tagged union (one of several kinds of table, told by a key), or none."""
+    if isinstance(t, inspect.UnionType) and all(isinstance(x, inspect.StructType) and x.tag for x in t.types):
+        return list(t.types)
+    return []
+
+
 def describe(t: inspect.Type) -> tuple[str, str]:
     """A field's type as README writes it, and its range."""
+    if _tagged(t):
+        return "table", f"{_tagged(t)[0].tag_field} " + ", ".join(f"`{x.tag}`" for x in _tagged(t))
     if isinstance(t, inspect.UnionType):
         parts = [describe(x) for x in t.types if not isinstance(x, inspect.NoneType)]
         kind = " or ".join(p[0] for p in parts) + (" or null" if len(parts) < len(t.types) else "")
@@ -96,6 +107,11 @@ def rows(schema: type) -> list[tuple[str, str, str, str]]:
                 walk(inner.item_type, f"{key}[].")
             elif isinstance(inner, inspect.StructType):
                 walk(inner, f"{key}.")
+            item = inner.item_type if isinstance(inner, (inspect.VarTupleType, inspect.ListType)) else field.type
+            sub = f"{key}[]." if item is not field.type else f"{key}."
+            for table in _tagged(item):  # each kind of table: a row for its tag, then its keys
+                out.append((f'`{sub}{table.tag_field} = "{table.tag}"`', "table", "", ""))
+                walk(table, sub)
 
     walk(inspect.type_info(schema), "")
     return out

@@ -116,10 +116,10 @@ class Ina260Spec(Schema, tag_field="kind", tag="ina260"):
 class ScpiSpec(Schema, tag_field="kind", tag="scpi"):
     """A bench supply feeding the board, read back over SCPI through pyvisa."""
 
-    resource: Text  # a VISA resource: TCPIP::10.0.0.5::INSTR, ASRL/dev/ttyUSB1::INSTR, USB0::...
-    backend: Text = "@py"  # pyvisa-py; `FILE.yaml@sim` is pyvisa-sim's simulated instrument (FILE relative)
-    volts_query: Text = "MEASure:VOLTage?"
-    amps_query: Text = "MEASure:CURRent?"
+    resource: Name  # a VISA resource: TCPIP::10.0.0.5::INSTR, ASRL/dev/ttyUSB1::INSTR, USB0::...
+    backend: Name = "@py"  # pyvisa-py; `FILE.yaml@sim` is pyvisa-sim's simulated instrument (FILE relative)
+    volts_query: Name = "MEASure:VOLTage?"
+    amps_query: Name = "MEASure:CURRent?"
     timeout_ms: Annotated[int, Meta(ge=10, le=60_000)] = 2000
 
 
