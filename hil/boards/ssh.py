@@ -37,6 +37,8 @@ class SshTransport:
         self._dir = Path(tempfile.mkdtemp(prefix="orbitlite-ssh-"))  # 0700: the socket is ours alone
         self._socket = self._dir / "control"
         self._connected = False
+        # the board's folder for the harness; relative paths are the home folder's (ssh and scp start there)
+        self.workdir = spec.workdir[2:] or "." if spec.workdir.startswith("~/") else spec.workdir
 
     def _options(self, master: str = "no") -> list[str]:
         """ssh's options (the first value given wins in ssh: these come first)."""
@@ -82,13 +84,13 @@ class SshTransport:
 
     def _remote(self, path: str) -> str:
         p = PurePosixPath(path)
-        return str(p if p.is_absolute() else PurePosixPath(self.spec.workdir) / p)
+        return str(p if p.is_absolute() else PurePosixPath(self.workdir) / p)
 
     def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> Completed:
         self.connect()
-        workdir = shlex.quote(self.spec.workdir)
+        workdir = shlex.quote(self.workdir)
         command = f"mkdir -p -- {workdir} && cd -- {workdir} && exec {shlex.join(argv)}"
-        done = self._call([*self._ssh("-T"), command], timeout=timeout, what=f"{argv[0]}", stdin=stdin)
+        done = self._call([*self._ssh("-T"), command], timeout=timeout, what=argv[0], stdin=stdin)
         if done.returncode == SSH_FAILED and not self._alive():
             raise TransportError(f"ssh {self.where}: {_last_line(done.stderr)}")
         if done.returncode == 127 and b"not found" in done.stderr:
