@@ -64,8 +64,9 @@ class SshTransport:
                           what="connecting")
         if done.returncode != 0:
             line = _last_line(done.stderr)
-            login = f"{self.spec.user}@{self.spec.host}: "
-            raise TransportError(f"ssh {self.where}: {line[len(login):] if line.startswith(login) else line}")
+            for prefix in (f"{self.spec.user}@{self.spec.host}: ", "ssh: "):  # said once already
+                line = line[len(prefix):] if line.startswith(prefix) else line
+            raise TransportError(f"ssh {self.where}: {line}")
         self._connected = True
 
     def _call(self, argv: list[str], *, timeout: float, what: str, stdin: bytes | None = None) -> Completed:
