@@ -14,7 +14,7 @@ from hil.boards.drivers import open_transport
 from hil.boards.profile import SHIPPED, SshSpec, all_boards, find_board, load_board
 from hil.errors import BoardError, TransportError
 from tests.conftest import assert_one_line_error, orbitlite
-from tests.sshd import sshd  # noqa: F401  (the fixture)
+from tests.sshd import free_port, sshd  # noqa: F401  (sshd: the fixture)
 
 SHIPPED_NAMES = ["coral-dev-board", "local", "rpi-4b", "rpi-5", "rpi-emulated", "rpi-zero-2w"]
 LOCAL = (SHIPPED / "local.toml").read_text()
@@ -160,7 +160,6 @@ def test_ssh_put_and_get_round_trip(sshd, tmp_path):
 
 @pytest.mark.parametrize("what", ["wrong key", "unreachable port", "missing key"])
 def test_ssh_refusals_are_one_line(sshd, tmp_path, what):
-    from tests.sshd import free_port
     profile = {"wrong key": sshd.profile("lab", key=sshd.other_key),
                "unreachable port": sshd.profile("lab", port=free_port()),
                "missing key": sshd.profile("lab", key=tmp_path / "no-key")}[what]
@@ -169,3 +168,10 @@ def test_ssh_refusals_are_one_line(sshd, tmp_path, what):
     (tmp_path / "lab.toml").write_text(profile)
     line = assert_one_line_error(orbitlite("hil", "boards", "check", str(tmp_path / "lab.toml")), expected)
     assert line.startswith(f"Error: ssh {sshd.user}@127.0.0.1:")
+
+
+def test_an_emulated_board_that_is_down_says_how_to_start_it(sshd, tmp_path):
+    profile = sshd.profile("lab", port=free_port()).replace('cpu = "test"', 'cpu = "test"\nemulated = true')
+    (tmp_path / "lab.toml").write_text(profile)
+    assert_one_line_error(orbitlite("hil", "boards", "check", str(tmp_path / "lab.toml")), "Connection refused",
+                          "`orbitlite hil emulate up` starts it")

@@ -13,7 +13,7 @@ from hil.boards.drivers import open_meter, open_transport
 from hil.boards.profile import ENV_VAR, Board, ModelledSpec, board_files, describe, find_board, load_board
 from hil.boards.serial import SerialTransport
 from hil.boards.transport import Transport
-from hil.errors import BoardError
+from hil.errors import BoardError, TransportError
 
 boards_dir_option = click.option(
     "--boards-dir", type=click.Path(path_type=Path, file_okay=False), envvar=ENV_VAR, show_envvar=True,
@@ -71,6 +71,10 @@ def check(boards_dir: Path | None, profile: str, wanted: str | None) -> None:
         for line in lines:
             click.echo(line)
         click.echo(f"{'meter':<{WIDTH}}  {meter_line(board, transport)}")
+    except TransportError as exc:
+        if board.spec.emulated:
+            raise TransportError(f"{exc} (an emulated board: `orbitlite hil emulate up` starts it)") from None
+        raise
     finally:
         transport.close()
 
