@@ -1,5 +1,5 @@
 """`hil boards check`: reach a board through its transport and ask it what it is (hil/boards/probe.py,
-run by the board's `python3`), beside what its profile says. Over the serial link, where no command
+run by the board's Python), beside what its profile says. Over the serial link, where no command
 runs, the payload's own `ping` and `status` answer instead (`check_link`)."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def check_board(transport: Transport) -> Check:
     """Ask the board through `transport`; TransportError if it cannot be reached."""
     arch = transport.run(["uname", "-m"], timeout=TIMEOUT).check("uname -m").stdout.decode(errors="replace").strip()
     try:
-        done = transport.run(["python3", "-"], timeout=TIMEOUT, stdin=PROBE.read_bytes())
+        done = transport.run([transport.python, "-"], timeout=TIMEOUT, stdin=PROBE.read_bytes())
     except TransportError as exc:
         return Check(arch, None, str(exc))
     done.check("the probe (python3)")

@@ -29,6 +29,7 @@ class SerialTransport:
     """A payload over its serial link; the port is opened at the first use."""
 
     name = "serial"
+    python = "python3"
 
     def __init__(self, spec: SerialSpec) -> None:
         self.spec = spec

@@ -30,6 +30,7 @@ class SshTransport:
     """A board over SSH; `connect()` (or the first command) opens the shared connection."""
 
     name = "ssh"
+    python = "python3"
 
     def __init__(self, spec: SshSpec) -> None:
         self.spec = spec

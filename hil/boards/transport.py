@@ -8,6 +8,7 @@ the board; a relative one is relative to the board's working folder for the harn
 from __future__ import annotations
 
 import shutil
+import sys
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ class Transport(Protocol):
     """What the harness needs of a way to a board."""
 
     name: str
+    python: str  # the board's Python, that runs the runtime: `python3` on a board, this one's locally
 
     def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> Completed:
         """Run `argv` on the board (no shell), within `timeout` seconds."""
@@ -58,6 +60,7 @@ class LocalTransport:
     """This machine as the board: commands run as subprocesses, files are copied."""
 
     name = "local"
+    python = sys.executable  # this machine's runtime is the one running the harness
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = Path(workdir)
