@@ -64,10 +64,12 @@ def plots(r: BenchReport) -> dict[str, bytes]:
     ax2.set(xlabel="batch (tiles per invoke)", ylabel="tiles/s (invoke)", title=f"{m.main.threads} thread(s)")
     if len(m.batch_sweep) > 1:
         ax2.set_xscale("log", base=2)
+    ax2.set_xticks([t.batch for t in m.batch_sweep], [str(t.batch) for t in m.batch_sweep])
     for ax in (ax1, ax2):
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     fig.suptitle(f"Throughput: {_title(r)}")
+    fig.tight_layout()
     out["threads"] = _png(fig)
 
     e = r.energy
@@ -81,6 +83,7 @@ def plots(r: BenchReport) -> dict[str, bytes]:
         values.append(e.busy_watts / t.tiles_per_s * 1000 if t.tiles_per_s else 0.0)
     bars = ax.bar(names, values, color=["#cc6677"] + ["#4477aa"] * (len(values) - 1) if m.end_to_end else "#4477aa")
     ax.bar_label(bars, fmt="%.3g")
+    ax.margins(y=0.15)
     ax.set(ylabel="mJ per tile", title=f"Energy per tile at {e.busy_watts:g} W busy "
                                        f"({'meter: ' + e.meter if e.source == 'meter' else 'modelled from the profile'})")
     out["energy"] = _png(fig)
@@ -186,15 +189,15 @@ def write_report(r: BenchReport, out_dir: Path) -> list[Path]:
     return written
 
 
-COMPARE_HEAD = ["result", "board", "model", "valid", "p50 us", "p99 us", "invoke tiles/s", "end-to-end tiles/s",
+COMPARE_HEAD = ["#", "result", "board", "model", "valid", "p50 us", "p99 us", "invoke tiles/s", "end-to-end tiles/s",
                 "peak MB", "mJ/tile", "mJ/km^2", "energy"]
 
 
 def compare_rows(results: list[tuple[str, BenchReport]]) -> list[list[str]]:
     rows = []
-    for name, r in results:
+    for i, (name, r) in enumerate(results):
         m, e = r.measured, r.energy
-        rows.append([name, r.board.name + (" (emulated)" if r.board.emulated else ""), r.model.id,
+        rows.append([str(i + 1), name, r.board.name + (" (emulated)" if r.board.emulated else ""), r.model.id,
                      "yes" if m.valid else "not valid", f"{m.main.p50_us:.1f}", f"{m.main.p99_us:.1f}",
                      f"{m.main.tiles_per_s:.1f}", f"{m.end_to_end.tiles_per_s:.1f}" if m.end_to_end else "-",
                      f"{m.main.peak_memory_mb:.1f}", f"{e.mj_per_tile:.4g}", f"{e.mj_per_km2:.4g}",
@@ -211,13 +214,15 @@ def write_compare(results: list[tuple[str, BenchReport]], out_dir: Path) -> list
     """compare.md (the table) and compare.png (end-to-end tiles/s and mJ per tile side by side)."""
     plt = _pyplot()
     ensure_writable_dir(out_dir)
-    labels = [f"{r.board.name}\n{r.model.id}\n({name})" for name, r in results]
+    labels = [f"{i + 1}: {r.board.name}\n{r.model.id}" for i, (_, r) in enumerate(results)]
+    at = range(len(results))  # by position: two results of one board and model stay two bars
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(results)), 3.8))
-    ax1.bar(labels, [r.tiles_per_s for _, r in results], color="#4477aa")
+    ax1.bar(at, [r.tiles_per_s for _, r in results], color="#4477aa", tick_label=labels)
     ax1.set(ylabel="tiles/s (end to end where measured)", title="Throughput")
-    ax2.bar(labels, [r.energy.mj_per_tile for _, r in results],
+    ax2.bar(at, [r.energy.mj_per_tile for _, r in results], tick_label=labels,
             color=["#cc6677" if r.energy.source == "meter" else "#999933" for _, r in results])
     ax2.set(ylabel="mJ per tile", title="Energy per tile (olive: modelled, rose: meter)")
+    fig.tight_layout()
     written = [write_verified(Path(out_dir) / "compare.png", _png(fig))]
     md = ["# Bench results side by side", "", *_md_table(COMPARE_HEAD, compare_rows(results)), "", "![compare](compare.png)", ""]
     written.append(write_verified(Path(out_dir) / "compare.md", "\n".join(md).encode()))
