@@ -11,7 +11,7 @@ import click
 from onboard.contracts.bench import Rule
 from onboard.contracts.product import NODATA
 from onboard.errors import ConfigError, OrbitliteError
-from onboard.inference.bench import bench_board
+from onboard.inference.bench import batch_sweep, bench_board
 from onboard.inference.screening import Screening
 from onboard.link.commands import answer_link, slot_fallback
 from onboard.link.sealing import read_key
@@ -119,7 +119,8 @@ def _roi(text: str | None) -> tuple[int, int, int, int] | None:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536), help="Tiles per invoke.")
 @click.option("--cores", type=click.IntRange(1, 64), help="The thread sweep runs 1..cores [default: this CPU's count].")
-@click.option("--batches", default="1,16,64,256", show_default=True, help="The batch sweep, comma-separated.")
+@click.option("--batches", default="1,16,64,256", show_default=True, callback=batch_sweep,
+              help="The batch sweep, comma-separated.")
 @click.option("--min-runs", default=Rule().min_runs, show_default=True, type=click.IntRange(1),
               help="Validity rule: at least this many counted runs...")
 @click.option("--min-seconds", default=Rule().min_seconds, show_default=True, type=FiniteFloat(0),
@@ -132,7 +133,7 @@ def _roi(text: str | None) -> tuple[int, int, int, int] | None:
 @click.option("--interpreter", default="auto", show_default=True,
               type=click.Choice(["auto", "ai_edge_litert", "tflite_runtime"]))
 @click.option("--accelerator", default="cpu", show_default=True, type=click.Choice(["cpu", "edgetpu"]))
-def bench(model_path: Path, threads: int, batch: int, cores: int | None, batches: str, min_runs: int,
+def bench(model_path: Path, threads: int, batch: int, cores: int | None, batches: tuple[int, ...], min_runs: int,
           min_seconds: float, max_seconds: float, warmup_runs: int, scene: Path | None, bands: str | None,
           interpreter: str, accelerator: str) -> None:
     """Benchmark a model on this board and print the figures as JSON (what `orbitlite hil
@@ -144,15 +145,9 @@ def bench(model_path: Path, threads: int, batch: int, cores: int | None, batches
     Example:
       orbitlite onboard bench --model m.tflite --batch 256 --scene s.npy --bands B02,B03,B04,B08
     """
-    try:
-        sweep = tuple(sorted({int(b) for b in batches.split(",")}))
-    except ValueError:
-        raise click.BadParameter("give batch sizes as integers, e.g. 1,16,256", param_hint="--batches") from None
-    if not sweep or min(sweep) < 1 or max(sweep) > 65536:
-        raise click.BadParameter("batch sizes are 1 to 65536", param_hint="--batches")
     rule = Rule(min_runs=min_runs, min_seconds=min_seconds, max_seconds=max_seconds, warmup_runs=warmup_runs)
     measured = bench_board(model_path, threads=threads, batch=batch, cores=cores or os.cpu_count() or 1,
-                           batches=sweep, rule=rule, scene=scene, bands=bands, interpreter=interpreter,
+                           batches=batches, rule=rule, scene=scene, bands=bands, interpreter=interpreter,
                            accelerator=accelerator)
     click.echo(encode_json(measured, indent=2).decode())
 

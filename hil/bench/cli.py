@@ -13,6 +13,7 @@ from hil.bench.run import BENCH_BANDS, DEFAULT_GSD_M, Options, run_bench
 from hil.errors import BoardError
 from onboard.contracts.bench import BenchReport, Rule, read_bench
 from onboard.files import ensure_writable_dir, write_verified
+from onboard.inference.bench import batch_sweep
 from onboard.schema import FiniteFloat
 
 
@@ -21,16 +22,6 @@ def open_board(name: str, workdir: Path) -> Board:
     if name != "local":
         raise BoardError(f"unknown board profile {name!r}: known: local")
     return LocalBoard(workdir)
-
-
-def _batches(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        sweep = tuple(sorted({int(b) for b in value.split(",")}))
-    except ValueError:
-        raise click.BadParameter("give batch sizes as integers, e.g. 1,16,256") from None
-    if not sweep or min(sweep) < 1 or max(sweep) > 65536:
-        raise click.BadParameter("batch sizes are 1 to 65536")
-    return sweep
 
 
 def summary(r: BenchReport) -> str:
@@ -70,7 +61,7 @@ def summary(r: BenchReport) -> str:
               help="Directory for result.json, report.md, report.html and the plots.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(1, 65536), help="Tiles per invoke.")
-@click.option("--batches", default="1,16,64,256", show_default=True, callback=_batches,
+@click.option("--batches", default="1,16,64,256", show_default=True, callback=batch_sweep,
               help="The batch sweep, comma-separated (the thread sweep is 1..the board's cores).")
 @click.option("--min-runs", default=Rule().min_runs, show_default=True, type=click.IntRange(1),
               help="Validity rule: at least this many counted runs...")

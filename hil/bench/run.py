@@ -79,9 +79,9 @@ def _timeout(board: Board, opts: Options) -> float:
 def run_bench(board: Board, model: Path, opts: Options = Options()) -> BenchReport:
     """Benchmark `model` (its manifest beside it) on `board`; BenchError or TransportError in one line."""
     model = Path(model)
-    manifest: Manifest = read_manifest(sidecar_path(model))
     if not model.is_file():
         raise BenchError(f"model {model} not found")
+    manifest: Manifest = read_manifest(sidecar_path(model))
     digest = sha256_file(model)
     if digest != manifest.sha256:
         raise BenchError(f"model {model} does not match its manifest's sha256: not the model it describes")

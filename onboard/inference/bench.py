@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import click
 import numpy as np
 
 from onboard.contracts.bench import MAX_LATENCIES, Cpu, EndToEnd, Measured, Rule, Timings, Versions
@@ -37,6 +38,17 @@ Clock = Callable[[], float]
 # A frequency after the run below this fraction of the one before it is reported as throttling.
 FREQUENCY_DROP = 0.9
 END_TO_END_TIMEOUT = 3600.0
+
+
+def batch_sweep(ctx: click.Context | None, param: click.Parameter | None, value: str) -> tuple[int, ...]:
+    """A `--batches` option's comma-separated batch sizes, sorted and each once."""
+    try:
+        sweep = tuple(sorted({int(b) for b in value.split(",")}))
+    except ValueError:
+        raise click.BadParameter("give batch sizes as integers, e.g. 1,16,256", ctx, param) from None
+    if not sweep or min(sweep) < 1 or max(sweep) > 65536:
+        raise click.BadParameter("batch sizes are 1 to 65536", ctx, param)
+    return sweep
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
