@@ -132,11 +132,11 @@ def _us(v: float | None) -> str:
 
 
 def _cpu(c) -> str:
-    parts = [f"{c.freq_mhz:g} MHz" if c.freq_mhz is not None else "frequency not shown",
-             f"(max {c.max_freq_mhz:g})" if c.max_freq_mhz is not None else "",
-             f"{c.temp_c:g} C" if c.temp_c is not None else "temperature not shown",
-             f"throttled={c.throttled}" if c.throttled is not None else ""]
-    return " ".join(p for p in parts if p)
+    freq = "frequency not shown" if c.freq_mhz is None else f"{c.freq_mhz:g} MHz" + (
+        "" if c.max_freq_mhz is None else f" (max {c.max_freq_mhz:g})")
+    parts = [freq, "temperature not shown" if c.temp_c is None else f"{c.temp_c:g} C",
+             *([] if c.throttled is None else [f"throttled={c.throttled}"])]
+    return ", ".join(parts)
 
 
 def _sweep_table(ts: tuple[Timings, ...]) -> list[list[str]]:
