@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
 import click
 
+from onboard.contracts.bench import Rule
 from onboard.contracts.product import NODATA
 from onboard.errors import ConfigError, OrbitliteError
+from onboard.inference.bench import batch_sweep, bench_board
 from onboard.inference.screening import Screening
 from onboard.link.commands import answer_link, slot_fallback
 from onboard.link.sealing import read_key
 from onboard.run.boards import BOARDS
 from onboard.run.budget import MAX_SCENE_SECONDS, Budget
 from onboard.run.strips import run_scene
-from onboard.schema import FiniteFloat
+from onboard.schema import FiniteFloat, encode_json
 from onboard.scenes.reader import open_raster
 from onboard.scenes.scene import parse_bands
 from onboard.service.config import load_config
@@ -108,6 +111,45 @@ def _roi(text: str | None) -> tuple[int, int, int, int] | None:
     if not (r0 < r1 and c0 < c1):
         raise click.BadParameter("needs row0 < row1 and col0 < col1", param_hint="--roi")
     return r0, c0, r1, c1
+
+
+@onboard.command()
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+              help="The .tflite model; its manifest (MODEL.json) must lie beside it.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536), help="Tiles per invoke.")
+@click.option("--cores", type=click.IntRange(1, 64), help="The thread sweep runs 1..cores [default: this CPU's count].")
+@click.option("--batches", default="1,16,64,256", show_default=True, callback=batch_sweep,
+              help="The batch sweep, comma-separated.")
+@click.option("--min-runs", default=Rule().min_runs, show_default=True, type=click.IntRange(1),
+              help="Validity rule: at least this many counted runs...")
+@click.option("--min-seconds", default=Rule().min_seconds, show_default=True, type=FiniteFloat(0),
+              help="...and at least this many seconds of them; a measurement that stops short is not valid.")
+@click.option("--max-seconds", default=Rule().max_seconds, show_default=True, type=FiniteFloat(0, min_open=True),
+              help="Counted runs stop here, met or not.")
+@click.option("--warmup-runs", default=Rule().warmup_runs, show_default=True, type=click.IntRange(0))
+@click.option("--scene", type=click.Path(path_type=Path), help="Also time `onboard run` on this scene end to end.")
+@click.option("--bands", help="The scene's band names, as for `onboard run`.")
+@click.option("--interpreter", default="auto", show_default=True,
+              type=click.Choice(["auto", "ai_edge_litert", "tflite_runtime"]))
+@click.option("--accelerator", default="cpu", show_default=True, type=click.Choice(["cpu", "edgetpu"]))
+def bench(model_path: Path, threads: int, batch: int, cores: int | None, batches: tuple[int, ...], min_runs: int,
+          min_seconds: float, max_seconds: float, warmup_runs: int, scene: Path | None, bands: str | None,
+          interpreter: str, accelerator: str) -> None:
+    """Benchmark a model on this board and print the figures as JSON (what `orbitlite hil
+    bench` runs on the board): benchmark_model's timings with p50/p90/p99 and validity, a thread
+    sweep and a batch sweep, `onboard run` end to end on --scene, CPU frequency, temperature and
+    throttling. The contract is onboard.contracts.bench.Measured.
+
+    \b
+    Example:
+      orbitlite onboard bench --model m.tflite --batch 256 --scene s.npy --bands B02,B03,B04,B08
+    """
+    rule = Rule(min_runs=min_runs, min_seconds=min_seconds, max_seconds=max_seconds, warmup_runs=warmup_runs)
+    measured = bench_board(model_path, threads=threads, batch=batch, cores=cores or os.cpu_count() or 1,
+                           batches=batches, rule=rule, scene=scene, bands=bands, interpreter=interpreter,
+                           accelerator=accelerator)
+    click.echo(encode_json(measured, indent=2).decode())
 
 
 @onboard.command()

@@ -65,3 +65,7 @@ class SlotError(OrbitliteError):
 
 class TransferError(OrbitliteError):
     """A transfer that cannot complete: the file changed, a checksum failed, the disk is full."""
+
+
+class BenchError(OrbitliteError):
+    """A benchmark that cannot run, or a benchmark result that does not validate."""

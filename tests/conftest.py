@@ -80,3 +80,31 @@ def ground_models(tmp_path_factory) -> dict[str, Path]:
         outputs[step[0]] = result.stdout
     return {"dir": d, "patches": d / "patches.npz", "keras": d / "m.keras", "pruned": d / "p.keras",
             "tflite": d / "p.tflite", "stdout": outputs}
+
+
+def bench_result(tiles_per_s: float = 14428.0, busy_watts: float = 4.5, model: str = "m.tflite") -> str:
+    """A valid `orbitlite hil bench` result (result.json) with made-up figures, for the readers'
+    tests: invoke alone at `tiles_per_s`, batch 256, energy modelled at `busy_watts`."""
+    from onboard.contracts.bench import (BenchReport, BoardInfo, Cpu, Measured, ModelInfo, Rule, Timings,
+                                         Versions)
+    from hil.bench.run import energy
+
+    us = 256e6 / tiles_per_s
+    t = Timings(interpreter="ai_edge_litert", threads=1, batch=256, init_us=8000.0, first_inference_us=us,
+                warmup_runs=1, warmup_avg_us=us, count=50, seconds=50 * us / 1e6, min_us=us, max_us=us, avg_us=us,
+                std_us=0.0, p50_us=us, p90_us=us, p99_us=us, tiles_per_s=tiles_per_s, peak_memory_mb=60.0,
+                valid=True)
+    measured = Measured(versions=Versions(orbitlite="0.1.0", numpy="2.4.6", interpreter="ai_edge_litert 2.1.0",
+                                          python="3.11.2", system="Linux 6.1 aarch64"),
+                        machine="aarch64", cores=4, accelerator="cpu", rule=Rule(), main=t, threads_sweep=(t,),
+                        batch_sweep=(t,), latencies_us=(us,), end_to_end=None, cpu_before=Cpu(), cpu_after=Cpu(),
+                        throttling=None)
+    return BenchReport(
+        created="2026-12-02T03:00:00+00:00",
+        board=BoardInfo(name="rpi-4", arch="aarch64", cores=4, accelerator="none", idle_watts=2.7,
+                        busy_watts=busy_watts, meter="modelled", transport="ssh"),
+        model=ModelInfo(file=model, id="m", sha256="0" * 64, size_bytes=10000, tile=(32, 32), dtype="int8"),
+        measured=measured,
+        energy=energy(busy_watts, 2.7, t.seconds, 50 * 256, (32, 32), 10.0, source="modelled", meter="modelled",
+                      of="invoke"),
+    ).to_json().decode()

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 
 from onboard.contracts.ccsds import Packetizer
-from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, assert_one_line_error, orbitlite
+from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, assert_one_line_error, bench_result, orbitlite
 from tests.fuzz import HUGE_INT, INF, NAN, Raw, deep, encode
 from tests.test_contracts import _manifest
-from tests.test_fuzz_configs import BENCH, BOARD, SERVE, SIMULATE
+from tests.test_fuzz_configs import BOARD, SERVE, SIMULATE
 from tests.test_fuzz_contracts import PRODUCT, _bomb
 
 DEEP_JSON = deep().json
@@ -109,7 +109,7 @@ for _name in ("deep", "a-list", "parameters-1e400", "id-escapes"):
         lambda d, b=MANIFESTS[_name]: _run_args(d, d / "good.tflite", extra=("--cascade", str(_model(d, b)))))
 for _name in ("deep", "a-list", "parameters-infinity", "parameters-5000-digits", "id-int"):
     case(f"hil-bench-manifest-{_name}", "manifest")(
-        lambda d, b=MANIFESTS[_name]: ["hil", "bench", "--model", str(_model(d, b)), "--runs", "1"])
+        lambda d, b=MANIFESTS[_name]: ["hil", "bench", "--model", str(_model(d, b)), "--out", _out(d)])
 
 
 def _patches(d: Path) -> Path:
@@ -270,7 +270,7 @@ SIMULATE_CONFIGS = _json_variants(SIMULATE, {
 
 
 def _simulate(d: Path, config: bytes, name: str = "mission.json") -> list[str]:
-    _write(d / "bench.json", json.dumps(BENCH))
+    _write(d / "bench.json", bench_result())
     return ["downlink", "simulate", str(_write(d / name, config)), "--days", "0.01", "--out", _out(d)]
 
 
@@ -280,7 +280,11 @@ for _name, _text in {"deep": "a = " + "[" * 100_000 + "]" * 100_000, "storage-in
                      "step-nan": "step_s = nan", "storage-5000-digits": "storage_bytes = " + "9" * 5000,
                      "not-toml": "[[[", "stations-a-table": "[stations]\na = 1"}.items():
     case(f"simulate-toml-{_name}", "config")(lambda d, t=_text: _simulate(d, t.encode(), "mission.toml"))
-for _name, _bytes in {"deep": DEEP_JSON, "a-list": b"[1]", "tiles-per-s-1e400": b'{"tiles_per_s": 1e400}'}.items():
+_BENCH = json.loads(bench_result())
+for _name, _bytes in {"deep": DEEP_JSON, "a-list": b"[1]", "tiles-per-s-1e400": b'{"tiles_per_s": 1e400}',
+                      "old-unversioned": b'{"model": "m.tflite", "batch": 256, "tiles_per_s": 14428.0}',
+                      "energy-source-guessed": json.dumps({**_BENCH, "energy": {**_BENCH["energy"],
+                                                                               "source": "guessed"}}).encode()}.items():
     case(f"simulate-bench-result-{_name}", "bench")(
         lambda d, b=_bytes: (_simulate(d, json.dumps(SIMULATE).encode()), _write(d / "bench.json", b))[0])
 
@@ -353,7 +357,8 @@ def _carrying(d: Path, carried: bytes) -> Path:
 case("run-embedded-manifest-deep", "carries", real_model=True)(lambda d: _run_args(d, _carrying(d, DEEP_DICT)))
 case("run-embedded-manifest-a-list", "carries", real_model=True)(lambda d: _run_args(d, _carrying(d, b"[1]")))
 case("hil-bench-embedded-manifest-deep", "carries", real_model=True)(
-    lambda d: ["hil", "bench", "--model", str(_carrying(d, DEEP_JSON)), "--runs", "1"])
+    lambda d: ["hil", "bench", "--model", str(_carrying(d, DEEP_JSON)), "--out", _out(d), "--min-runs", "1",
+               "--min-seconds", "0", "--batches", "1"])
 case("preflight-not-tflite", "not a TFLite")(
     lambda d: ["ground", "preflight", str(_write(d / "m.tflite", b"\x00" * 64))])
 

@@ -17,6 +17,7 @@ from onboard.errors import BudgetError, ConfigError
 from onboard.run.boards import BoardProfile
 from onboard.service.config import ServiceConfig
 from onboard.service.config import load_config as load_serve_config
+from tests.conftest import bench_result
 from tests.fuzz import FUZZ_EXAMPLES, HUGE_INT, INF, NAN, deep, encode, fuzz_settings, mutants
 
 BOARD = {"name": "my-board", "idle_watts": 2.1, "busy_watts": 5.0}
@@ -44,7 +45,6 @@ SIMULATE = {
     "processing": {"board": "rpi-5", "bench": "bench.json", "run_in_eclipse": True},
     "power": {"battery_wh": 40, "initial_charge": 1.0, "solar_watts": 30, "platform_watts": 8, "reserve": 0.3},
 }
-BENCH = {"model": "m.tflite", "batch": 256, "tiles_per_s": 14428.0, "threads": 1}
 
 
 def _with(tree: dict, **changes) -> bytes:
@@ -114,7 +114,7 @@ def fuzz_serve_config(tmp_path: Path, examples: int) -> int:
 
 
 def simulate_folder(tmp_path: Path) -> Path:
-    (tmp_path / "bench.json").write_text(json.dumps(BENCH))
+    (tmp_path / "bench.json").write_text(bench_result())
     return tmp_path / "mission.json"
 
 

@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 
+from onboard.contracts.bench import read_bench
 from onboard.contracts.bundle import MANIFEST_NAME, build, verify
 from onboard.contracts.manifest import read_manifest, sidecar_path
 from onboard.contracts.product import NODATA, Product, decode_product
 from onboard.contracts.tiling import TileGrid
-from onboard.errors import BundleError, ManifestError, ProductError
+from onboard.errors import BenchError, BundleError, ManifestError, ProductError
+from tests.conftest import bench_result
 from tests.fuzz import (FUZZ_EXAMPLES, HUGE_INT, INF, NAN, assert_refused_or_read, deep, encode, fuzz_settings,
                         mutants)
 from tests.test_contracts import _manifest
@@ -186,6 +188,27 @@ def fuzz_bundle(tmp_path: Path, examples: int) -> int:
     return ran
 
 
+def fuzz_bench_result(tmp_path: Path, examples: int) -> int:
+    """Mutants of an `orbitlite hil bench` result through `read_bench`; returns how many inputs ran."""
+    tree, ran, path = json.loads(bench_result()), 0, tmp_path / "result.json"
+
+    @fuzz_settings(examples)
+    @given(data=mutants(tree, "json"))
+    @example(data=encode({**tree, "measured": {**tree["measured"], "latencies_us": deep()}}, "json"))
+    @example(data=encode({**tree, "energy": {**tree["energy"], "mj_per_tile": INF}}, "json"))
+    def run(data: bytes) -> None:
+        nonlocal ran
+        ran += 1
+        path.write_bytes(data)
+        result = assert_refused_or_read(lambda: read_bench(path), BenchError)
+        if result is not None:
+            m = result.measured.main
+            assert m.min_us <= m.p50_us <= m.p99_us <= m.max_us and result.tiles_per_s >= 0
+
+    run()
+    return ran
+
+
 def test_the_seeds_are_valid(tmp_path):
     """The fuzzers start from inputs their readers accept."""
     (tmp_path / "m.json").write_bytes(encode(SIDECAR, "json"))
@@ -196,6 +219,8 @@ def test_the_seeds_are_valid(tmp_path):
     assert product.footprint == _product().footprint and product.runtime == _product().runtime
     slot, _ = bundle_slot(tmp_path)
     assert [f.name for f in verify(slot)] == ["m.tflite", "m.tflite.json"]
+    (tmp_path / "result.json").write_text(bench_result())
+    assert read_bench(tmp_path / "result.json").tiles_per_s == 14428.0
 
 
 def test_manifest_reader_fuzz(tmp_path):
@@ -208,6 +233,10 @@ def test_product_reader_fuzz():
 
 def test_bundle_reader_fuzz(tmp_path):
     assert fuzz_bundle(tmp_path, FUZZ_EXAMPLES) >= FUZZ_EXAMPLES
+
+
+def test_bench_result_reader_fuzz(tmp_path):
+    assert fuzz_bench_result(tmp_path, FUZZ_EXAMPLES) >= FUZZ_EXAMPLES
 
 
 def test_a_zlib_bomb_is_refused_without_inflating_it():

@@ -20,7 +20,7 @@ from ground.simulator.payload import run_mode, simulate
 from ground.simulator.report import report
 from onboard.run.boards import BoardProfile
 from onboard.errors import OrbitliteError
-from tests.conftest import assert_one_line_error, orbitlite
+from tests.conftest import assert_one_line_error, bench_result, orbitlite
 
 ANY_GROUND = ImagingPlan(over="any")  # no land mask: keeps the in-process tests fast
 
@@ -191,7 +191,7 @@ def test_same_config_same_result(uhf_run):
 
 
 def test_config_files(tmp_path):
-    (tmp_path / "bench.json").write_text(json.dumps({"model": "m.tflite", "batch": 256, "tiles_per_s": 14428.0}))
+    (tmp_path / "bench.json").write_text(bench_result())
     toml = """
 step_s = 20
 start = "2025-06-21T00:00:00Z"
@@ -236,6 +236,18 @@ battery_wh = 40
                "processing": {"board": "rpi-5", "bench": "bench.json"}, "power": {"battery_wh": 40}}
     (tmp_path / "mission.json").write_text(json.dumps(as_json))
     assert load_config(tmp_path / "mission.json") == config
+
+
+def test_a_bench_result_gives_the_boards_rate_and_watts(tmp_path):
+    (tmp_path / "result.json").write_text(bench_result(tiles_per_s=900.0, busy_watts=5.5))
+    (tmp_path / "mission.json").write_text('{"processing": {"bench": "result.json"}}')
+    processing = load_config(tmp_path / "mission.json").processing
+    assert processing.tiles_per_s == 900.0 and processing.board == BoardProfile("rpi-4", 2.7, 5.5)
+    assert processing.source == "hil bench of m.tflite on rpi-4, invoke alone, modelled watts (result.json)"
+    # a result of the old unversioned `hil bench --json` is refused by name
+    (tmp_path / "result.json").write_text('{"model": "m.tflite", "batch": 256, "tiles_per_s": 14428.0}')
+    with pytest.raises(SimulationError, match=r"processing.bench: bench result .* is not an orbitlite hil-bench"):
+        load_config(tmp_path / "mission.json")
 
 
 @pytest.mark.parametrize("body, message", [

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 from ground.datasets.synthetic import generate_patches
+from onboard.contracts.bench import decode_measured, read_bench
 from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY
 
 # Run in a fresh interpreter where importing TensorFlow (or Keras, or the ground side) fails,
@@ -77,3 +78,41 @@ def test_no_interpreter_at_all_is_one_clear_line(ground_models, tmp_path):
     """, also_blocked=("ai_edge_litert", "tflite_runtime"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no TFLite interpreter installed: pip install ai-edge-litert" in result.stderr
+
+
+def test_orbitlite_onboard_bench_without_tensorflow(ground_models):
+    """What `hil bench` runs on the board: its JSON on stdout, its end-to-end run in a child."""
+    result = _python(f"""
+        import sys
+        from orbitlite.cli import cli
+        try:
+            cli.main(["onboard", "bench", "--model", {str(ground_models["tflite"])!r}, "--cores", "1",
+                      "--batches", "4", "--min-runs", "3", "--min-seconds", "0", "--scene", {str(SPYNDEX_NPY)!r},
+                      "--bands", {SPYNDEX_BANDS!r}])
+        except SystemExit as e:
+            assert e.code in (0, None), e.code
+        loaded = [m for m in sys.modules if m.split(".")[0] in BLOCKED]
+        assert not loaded, loaded
+    """)
+    assert result.returncode == 0, result.stderr
+    measured = decode_measured(result.stdout.encode(), "stdout")
+    assert measured.main.count >= 3 and [t.batch for t in measured.batch_sweep] == [4]
+    assert measured.end_to_end.tiles == 100 and measured.valid
+
+
+def test_hil_bench_and_its_report_without_tensorflow(ground_models, tmp_path):
+    """The harness on the ground runs without TensorFlow or the ground side (the report needs
+    matplotlib alone)."""
+    result = _python(f"""
+        import sys
+        from orbitlite.cli import cli
+        try:
+            cli.main(["hil", "bench", "--model", {str(ground_models["tflite"])!r}, "--out", {str(tmp_path)!r},
+                      "--batches", "1", "--min-runs", "3", "--min-seconds", "0"])
+        except SystemExit as e:
+            assert e.code in (0, None), e.code
+        loaded = [m for m in sys.modules if m.split(".")[0] in BLOCKED]
+        assert not loaded, loaded
+    """, also_blocked=("ground", "models"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "report.html").exists() and read_bench(tmp_path / "result.json").measured.valid

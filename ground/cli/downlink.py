@@ -56,11 +56,14 @@ def reassemble(stream: Path, out_dir: Path) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Directory for simulation.json and the plots.")
 @link_option(None, " Overrides the config's.")
-def simulate(config: Path | None, days: float, out_dir: Path, link: str | None) -> None:
+@click.option("--bench", "bench_path", type=click.Path(path_type=Path),
+              help="An `orbitlite hil bench` result (result.json): the board's tiles/s and watts from it, "
+                   "over the config's processing.")
+def simulate(config: Path | None, days: float, out_dir: Path, link: str | None, bench_path: Path | None) -> None:
     """Simulate the downlink budget of CONFIG (JSON or TOML; built-in defaults without it: a
     Sentinel-2-like orbit, SvalSat and Inuvik) for raw scenes, on-board products only, and products
     plus the most valuable raw extracts; print a summary, write simulation.json and plots."""
-    from ground.simulator.config import load_config
+    from ground.simulator.config import load_config, with_bench
     from ground.simulator.geometry import step_count
     from ground.simulator.payload import MODES, simulate as run
     from ground.simulator.report import summary, write_outputs
@@ -70,6 +73,8 @@ def simulate(config: Path | None, days: float, out_dir: Path, link: str | None) 
     cfg = load_config(config)
     if link is not None:
         cfg = cfg.with_link(link)
+    if bench_path is not None:
+        cfg = with_bench(cfg, bench_path)
     steps = step_count(cfg, days)
     ensure_writable_dir(out_dir)
     with progress_bar(len(MODES) * steps, "simulating") as bar:

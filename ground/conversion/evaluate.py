@@ -14,7 +14,8 @@ from ground.conversion.metrics import (agreement, confusion, mean_average_precis
                             top1_accuracy)
 from ground.datasets.patches import MULTI_LABEL, PatchSet
 from ground.errors import EvaluationError
-from onboard.inference.bench import BenchResult, benchmark
+from onboard.contracts.bench import Rule
+from onboard.inference.bench import benchmark
 from onboard.files import write_verified
 from onboard.contracts.manifest import Manifest, read_manifest, sidecar_path
 from onboard.schema import Count, Finite, Name, NonNegative, Schema, Text, decode, encode_json, read_bounded
@@ -96,7 +97,7 @@ def evaluate(model_path: Path, patches: PatchSet, split_name: str, keras_scores:
         per_class = per_class_f1(patches.y, pred, len(names))
         metrics = {"accuracy": top1_accuracy(scores, patches), "macro_f1": float(per_class.mean())}
         cm = confusion(patches.y, pred, len(names)).tolist()
-    bench: BenchResult = benchmark(model_path, threads=1, batch=1, warmup=20, runs=runs)
+    bench, _ = benchmark(model_path, threads=1, batch=1, rule=Rule(min_runs=runs, min_seconds=0, warmup_runs=20))
     return Evaluation(
         model=manifest.id, task=patches.task, dataset=patches.source, split=split_name, samples=len(patches),
         metrics={k: round(float(v), 4) for k, v in metrics.items()},

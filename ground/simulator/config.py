@@ -15,10 +15,11 @@ from msgspec import Meta
 from ground.downlink.link import MAX_RATE, MIN_RATE, Link, parse_link
 from ground.errors import LinkRateError, SimulationError
 from ground.simulator.orbit import Orbit, Station
+from onboard.contracts.bench import BenchReport, read_bench
 from onboard.contracts.tiling import TileGrid
-from onboard.errors import BudgetError
+from onboard.errors import BenchError, BudgetError
 from onboard.run.boards import BOARDS, BoardProfile
-from onboard.schema import (Bytes, Fraction, Int64, Name, NonNegative, PathText, Positive, PositiveInt, Schema, Text,
+from onboard.schema import (Bytes, Fraction, Name, NonNegative, PathText, Positive, PositiveInt, Schema,
                             decode, read_bounded)
 
 
@@ -65,7 +66,7 @@ class ImagingPlan(Schema):
 class Processing:
     board: BoardProfile = BOARDS["rpi-4"]
     # Assumed for the 10.9k-parameter CNN-l int8 on a Raspberry Pi 4, one thread, batch 256;
-    # measure it with `orbitlite hil bench --json` on the board and give that file instead.
+    # measure it with `orbitlite hil bench` on the board and give its result.json instead.
     tiles_per_s: float = 2000.0
     source: str = "assumed"  # where tiles_per_s comes from
     run_in_eclipse: bool = True
@@ -124,9 +125,10 @@ class OrbitFile(Schema, kw_only=True):
 
 class ProcessingFile(Schema):
     """Watts from a board (a BOARDS name, or idle_watts and busy_watts); tiles/s given, or read
-    from an `orbitlite hil bench --json` result (`bench`, a path relative to the config)."""
+    with the board's watts from an `orbitlite hil bench` result (`bench`, its result.json, a path
+    relative to the config): a board or watts given here take precedence over the result's."""
 
-    board: Name = Processing.board.name
+    board: Name | None = None  # absent: the bench result's board, else rpi-4
     idle_watts: NonNegative | None = None
     busy_watts: NonNegative | None = None
     tiles_per_s: Positive | None = None  # absent: Processing.tiles_per_s, assumed
@@ -138,14 +140,6 @@ class ProcessingFile(Schema):
             raise ValueError("give both idle_watts and busy_watts, or neither")
         if self.bench is not None and self.tiles_per_s is not None:
             raise ValueError("give tiles_per_s or bench, not both")
-
-
-class BenchResult(Schema, forbid_unknown_fields=False):
-    """The part of an `orbitlite hil bench --json` result the simulator reads."""
-
-    tiles_per_s: Positive
-    model: Text = "?"
-    batch: Int64 | None = None
 
 
 class SimulateFile(Schema):
@@ -162,7 +156,7 @@ class SimulateFile(Schema):
     start: datetime | None = None  # ISO 8601, UTC when it names no zone; absent: the TLE's epoch
 
 
-MAX_BYTES = 2**20  # a config (or bench result) larger than this is refused unread
+MAX_BYTES = 2**20  # a config larger than this is refused unread
 FORMATS: dict[str, Literal["json", "toml"]] = {".json": "json", ".toml": "toml"}
 
 
@@ -190,26 +184,50 @@ def load_config(path: Path | None) -> Config:
 
 
 def _processing(given: ProcessingFile, base: Path, source: str) -> Processing:
+    result = None if given.bench is None else _read_bench(base / given.bench, f"{source}: processing.bench")
     if given.idle_watts is not None and given.busy_watts is not None:
         try:
-            board = BoardProfile(given.board, given.idle_watts, given.busy_watts)
+            board = BoardProfile(given.board or "board", given.idle_watts, given.busy_watts)
         except BudgetError as exc:
             raise SimulationError(f"{source}: processing: {exc}") from None
+    elif given.board is None:
+        board = BOARDS[Processing.board.name] if result is None else bench_board(result)
     elif given.board in BOARDS:
         board = BOARDS[given.board]
     else:
         raise SimulationError(f"{source}: processing.board {given.board!r} is not one of {', '.join(BOARDS)}; "
                               "or give idle_watts and busy_watts")
-    if given.bench is None:
+    if result is None:
         tiles_per_s = Processing.tiles_per_s if given.tiles_per_s is None else given.tiles_per_s
         return Processing(board, tiles_per_s, "assumed" if given.tiles_per_s is None else "given", given.run_in_eclipse)
-    path = base / given.bench
+    return Processing(board, result.tiles_per_s, bench_source(result, base / given.bench), given.run_in_eclipse)
+
+
+def _read_bench(path: Path, source: str) -> BenchReport:
     try:
-        data = read_bounded(path, MAX_BYTES, error=SimulationError, what="bench result")
-    except SimulationError as exc:
-        raise SimulationError(f"{source}: processing.bench: {exc}") from None
-    result = decode(data, BenchResult, source=f"{source}: processing.bench {path} is not an `orbitlite hil bench "
-                                              f"--json` result", error=SimulationError)
-    batch = "?" if result.batch is None else result.batch
-    source_text = f"hil bench of {Path(result.model).name or '?'}, batch {batch} ({path.name})"
-    return Processing(board, result.tiles_per_s, source_text, given.run_in_eclipse)
+        return read_bench(path)
+    except BenchError as exc:
+        raise SimulationError(f"{source}: {exc}") from None
+
+
+def bench_board(result: BenchReport) -> BoardProfile:
+    """The board of a bench result, with its idle watts and its busy watts as the bench had them
+    (measured by its meter, or the profile's)."""
+    e = result.energy
+    return BoardProfile(result.board.name, min(e.idle_watts, e.busy_watts), e.busy_watts)
+
+
+def bench_source(result: BenchReport, path: Path) -> str:
+    e2e = "end to end" if result.measured.end_to_end else "invoke alone"
+    emulated = ", EMULATED" if result.board.emulated else ""
+    valid = "" if result.measured.valid else ", NOT VALID"
+    return (f"hil bench of {result.model.file} on {result.board.name}{emulated}, {e2e}, "
+            f"{result.energy.source} watts{valid} ({path.name})")
+
+
+def with_bench(config: Config, path: Path) -> Config:
+    """`config` with the board's rate and watts from the bench result in `path` (`--bench`)."""
+    result = _read_bench(Path(path), "--bench")
+    processing = Processing(bench_board(result), result.tiles_per_s, bench_source(result, Path(path)),
+                            config.processing.run_in_eclipse)
+    return replace(config, processing=processing)

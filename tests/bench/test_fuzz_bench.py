@@ -11,7 +11,7 @@ import pytest
 
 from tests.fuzz import BENCH_EXAMPLES
 from tests.test_fuzz_configs import fuzz_board_profile, fuzz_serve_config, fuzz_simulate_config
-from tests.test_fuzz_contracts import fuzz_bundle, fuzz_manifest, fuzz_product
+from tests.test_fuzz_contracts import fuzz_bench_result, fuzz_bundle, fuzz_manifest, fuzz_product
 from tests.test_fuzz_link import fuzz_frame_decoder, fuzz_reassembly, fuzz_unseal
 from tests.test_fuzz_scenes import fuzz_band_folder, fuzz_geotiff, fuzz_npy, fuzz_raw
 
@@ -38,6 +38,10 @@ def test_bench_fuzz_product_reader(benchmark):
 
 def test_bench_fuzz_bundle_reader(benchmark, tmp_path):
     _fuzz(benchmark, "bundle manifest", lambda: fuzz_bundle(tmp_path, BENCH_EXAMPLES))
+
+
+def test_bench_fuzz_bench_result_reader(benchmark, tmp_path):
+    _fuzz(benchmark, "hil bench result", lambda: fuzz_bench_result(tmp_path, BENCH_EXAMPLES))
 
 
 def test_bench_fuzz_serve_config_reader(benchmark, tmp_path):

@@ -1,0 +1,117 @@
+"""`orbitlite hil bench` and `orbitlite hil compare`."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from hil.bench.board import Board, LocalBoard
+from hil.bench.report import COMPARE_HEAD, compare_rows, text_table, write_compare, write_report
+from hil.bench.run import BENCH_BANDS, DEFAULT_GSD_M, Options, run_bench
+from hil.errors import BoardError
+from onboard.contracts.bench import BenchReport, Rule, read_bench
+from onboard.files import ensure_writable_dir, write_verified
+from onboard.inference.bench import batch_sweep
+from onboard.schema import FiniteFloat
+
+
+def open_board(name: str, workdir: Path) -> Board:
+    """The board a profile names. Until board profiles land, `local` (this machine) alone."""
+    if name != "local":
+        raise BoardError(f"unknown board profile {name!r}: known: local")
+    return LocalBoard(workdir)
+
+
+def summary(r: BenchReport) -> str:
+    m, e = r.measured, r.energy
+    lines = [
+        f"{r.model.file} on {r.board.name}{' (EMULATED)' if r.board.emulated else ''} via {r.board.transport}: "
+        f"{m.main.interpreter}, {m.main.threads} thread(s), batch {m.main.batch}",
+        f"Inference timings in us: Init: {m.main.init_us:.0f}, First inference: {m.main.first_inference_us:.0f}, "
+        f"Warmup (avg): {'-' if m.main.warmup_avg_us is None else f'{m.main.warmup_avg_us:.1f}'}, "
+        f"Inference (avg): {m.main.avg_us:.1f}",
+        f"count={m.main.count} min={m.main.min_us:.1f} max={m.main.max_us:.1f} avg={m.main.avg_us:.1f} "
+        f"std={m.main.std_us:.1f} p50={m.main.p50_us:.1f} p90={m.main.p90_us:.1f} p99={m.main.p99_us:.1f}",
+        f"Overall peak memory footprint (MB): {m.main.peak_memory_mb:.1f}; invoke {m.main.tiles_per_s:.1f} tiles/s",
+        "threads sweep: " + ", ".join(f"{t.threads}: {t.tiles_per_s:.0f}" for t in m.threads_sweep) + " tiles/s",
+        "batch sweep: " + ", ".join(f"{t.batch}: {t.tiles_per_s:.0f}" for t in m.batch_sweep) + " tiles/s",
+    ]
+    if m.end_to_end:
+        x = m.end_to_end
+        lines.append(f"onboard run: {x.tiles} tiles of {x.scene} in {x.seconds:.3f} s, {x.tiles_per_s:.1f} tiles/s, "
+                     f"peak RSS {x.peak_rss_mb:.1f} MB")
+    lines.append(f"energy ({'meter ' + e.meter if e.source == 'meter' else 'modelled from the profile'}, "
+                 f"{e.busy_watts:g} W busy): {e.mj_per_tile:.4g} mJ/tile, {e.mj_per_km2:.4g} mJ/km^2 at {e.gsd_m:g} m")
+    if m.throttling:
+        lines.append(f"throttling: {m.throttling}")
+    bad = [f"threads {t.threads} batch {t.batch}: {'; '.join(t.not_valid)}"
+           for t in (m.main, *m.threads_sweep, *m.batch_sweep) if not t.valid]
+    lines.append("valid" if not bad else "not valid: " + " | ".join(bad))
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--board", "board_name", default="local", show_default=True,
+              help="The board profile to bench on; `local` is this machine.")
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+              help="The .tflite model (manifest beside it).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Directory for result.json, report.md, report.html and the plots.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--batch", default=256, show_default=True, type=click.IntRange(1, 65536), help="Tiles per invoke.")
+@click.option("--batches", default="1,16,64,256", show_default=True, callback=batch_sweep,
+              help="The batch sweep, comma-separated (the thread sweep is 1..the board's cores).")
+@click.option("--min-runs", default=Rule().min_runs, show_default=True, type=click.IntRange(1),
+              help="Validity rule: at least this many counted runs...")
+@click.option("--min-seconds", default=Rule().min_seconds, show_default=True, type=FiniteFloat(0),
+              help="...and at least this many seconds of them, per measurement; else it is not valid.")
+@click.option("--max-seconds", default=Rule().max_seconds, show_default=True, type=FiniteFloat(0, min_open=True),
+              help="A measurement's counted runs stop here, rule met or not.")
+@click.option("--warmup-runs", default=Rule().warmup_runs, show_default=True, type=click.IntRange(0))
+@click.option("--scene", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The scene `onboard run` classifies end to end [default: 150 x 150 px of a real Sentinel-2 "
+                   "patch shipped with the bench].")
+@click.option("--bands", default=BENCH_BANDS, show_default=True, help="The scene's bands in file order.")
+@click.option("--gsd", default=DEFAULT_GSD_M, show_default=True, type=FiniteFloat(0, min_open=True),
+              help="The tiles' ground sampling distance in m, for energy per km^2.")
+def bench(board_name: str, model_path: Path, out_dir: Path, threads: int, batch: int, batches: tuple[int, ...],
+          min_runs: int, min_seconds: float, max_seconds: float, warmup_runs: int, scene: Path | None, bands: str,
+          gsd: float) -> None:
+    """Benchmark a model on a board through its transport: benchmark_model's timings with
+    p50/p90/p99 under a validity rule, a thread and a batch sweep, `onboard run` end to end,
+    CPU frequency and temperature, and energy per tile and per km^2 (from the board's power meter,
+    else modelled from its profile's watts). Writes result.json (schema orbitlite/hil-bench) and a
+    report (Markdown and a self-contained HTML page with plots).
+
+    \b
+    Example:
+      orbitlite hil bench --model cnn-l.tflite --out bench/
+    """
+    ensure_writable_dir(out_dir)
+    rule = Rule(min_runs=min_runs, min_seconds=min_seconds, max_seconds=max_seconds, warmup_runs=warmup_runs)
+    opts = Options(threads=threads, batch=batch, batches=batches, rule=rule, gsd_m=gsd,
+                   **({"scene": scene, "bands": bands} if scene else {}))
+    with tempfile.TemporaryDirectory(prefix="orbitlite-hil-") as work:
+        board = open_board(board_name, Path(work))
+        try:
+            result = run_bench(board, model_path, opts)
+        finally:
+            board.transport.close()
+    click.echo(summary(result))
+    for path in [write_verified(out_dir / "result.json", result.to_json()), *write_report(result, out_dir)]:
+        click.echo(f"-> {path}")
+
+
+@click.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Also write compare.md and compare.png here.")
+def compare(results: tuple[Path, ...], out_dir: Path | None) -> None:
+    """Put bench results (result.json of `hil bench`) side by side: a table, and with --out a plot."""
+    read = [(str(p), read_bench(p)) for p in results]
+    click.echo(text_table(COMPARE_HEAD, compare_rows(read)))
+    if out_dir is not None:
+        for path in write_compare(read, out_dir):
+            click.echo(f"-> {path}")

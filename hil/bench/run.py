@@ -1,0 +1,127 @@
+"""The ground side of a benchmark: put the model, its manifest and a scene in a work folder on
+the board, run `orbitlite onboard bench` there through the board's transport, read back what it
+prints (validated), and add the energy: from the board's power meter, sampled while the bench
+runs, or modelled from the profile's busy watts and the measured busy time. The result says
+which (`Energy.source`)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hil.bench.board import MODELLED, Board, Meter
+from onboard.contracts.bench import (BenchReport, BoardInfo, Energy, Measured, ModelInfo, Rule, decode_measured)
+from onboard.contracts.manifest import Manifest, read_manifest, sidecar_path
+from onboard.errors import BenchError
+from onboard.files import sha256_file
+
+# The scene shipped with the bench: 150 x 150 px of the real Sentinel-2 patch in spyndex's wheel
+# (10 m bands B02, B03, B04, B08, reflectance x 10000, uint16; see ../shared/data's README).
+BENCH_SCENE = Path(__file__).resolve().parent / "data" / "s2-spyndex-150px.npy"
+BENCH_BANDS = "B02,B03,B04,B08"
+WORK = "orbitlite-bench"  # the work folder on the board, relative to the transport's
+DEFAULT_GSD_M = 10.0  # Sentinel-2's 10 m bands
+METER_PERIOD_S = 0.1
+
+
+@dataclass(frozen=True)
+class Options:
+    threads: int = 1
+    batch: int = 1
+    batches: tuple[int, ...] = (1, 16, 64, 256)
+    rule: Rule = Rule()
+    scene: Path | None = BENCH_SCENE  # None: no end-to-end run
+    bands: str = BENCH_BANDS
+    gsd_m: float = DEFAULT_GSD_M
+
+
+def energy(busy_watts: float, idle_watts: float, busy_seconds: float, tiles: int, tile: tuple[int, int],
+           gsd_m: float, *, source: str, meter: str, of: str) -> Energy:
+    """mJ per tile = busy W x busy s / tiles; the part over idle likewise; per km^2 over the
+    tile's footprint at `gsd_m` metres per pixel."""
+    mj = busy_watts * busy_seconds / tiles * 1000
+    km2 = tile[0] * gsd_m * tile[1] * gsd_m / 1e6
+    return Energy(source=source, meter=meter, idle_watts=idle_watts, busy_watts=busy_watts,
+                  busy_seconds=busy_seconds, tiles=tiles, of=of, mj_per_tile=mj,
+                  extra_mj_per_tile=max(busy_watts - idle_watts, 0.0) * busy_seconds / tiles * 1000,
+                  gsd_m=gsd_m, km2_per_tile=km2, mj_per_km2=mj / km2)
+
+
+class _Sampler:
+    """Reads a meter every METER_PERIOD_S seconds in a thread while a block runs."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter, self.readings, self._stop = meter, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.readings.append(self.meter.watts())
+            self._stop.wait(METER_PERIOD_S)
+
+    def __enter__(self) -> "_Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _timeout(board: Board, opts: Options) -> float:
+    """Every measurement may run to max_seconds, plus loading and the end-to-end run."""
+    measurements = 1 + board.cores + len(opts.batches)
+    return measurements * (opts.rule.max_seconds + 60) + 600
+
+
+def run_bench(board: Board, model: Path, opts: Options = Options()) -> BenchReport:
+    """Benchmark `model` (its manifest beside it) on `board`; BenchError or TransportError in one line."""
+    model = Path(model)
+    if not model.is_file():
+        raise BenchError(f"model {model} not found")
+    manifest: Manifest = read_manifest(sidecar_path(model))
+    digest = sha256_file(model)
+    if digest != manifest.sha256:
+        raise BenchError(f"model {model} does not match its manifest's sha256: not the model it describes")
+    t = board.transport
+    remote = f"{WORK}/{model.name}"
+    t.put(model, remote)
+    t.put(sidecar_path(model), remote + ".json")
+    argv = [*board.orbitlite, "onboard", "bench", "--model", remote, "--threads", str(opts.threads),
+            "--batch", str(opts.batch), "--cores", str(board.cores), "--batches", ",".join(map(str, opts.batches)),
+            "--min-runs", str(opts.rule.min_runs), "--min-seconds", repr(opts.rule.min_seconds),
+            "--max-seconds", repr(opts.rule.max_seconds), "--warmup-runs", str(opts.rule.warmup_runs),
+            "--accelerator", "edgetpu" if manifest.target == "edgetpu" else "cpu"]
+    if opts.scene is not None:
+        t.put(opts.scene, f"{WORK}/{opts.scene.name}")
+        argv += ["--scene", f"{WORK}/{opts.scene.name}", "--bands", opts.bands]
+    metered = board.meter.kind != MODELLED
+    if metered:
+        with _Sampler(board.meter) as sampler:
+            done = t.run(argv, timeout=_timeout(board, opts))
+    else:
+        done = t.run(argv, timeout=_timeout(board, opts))
+    done.check(f"orbitlite onboard bench on {board.name}")
+    measured: Measured = decode_measured(done.stdout, f"the bench output of board {board.name}")
+    e2e = measured.end_to_end
+    busy_s, tiles, of = ((e2e.seconds, e2e.tiles, "end-to-end") if e2e else
+                         (measured.main.seconds, measured.main.count * measured.main.batch, "invoke"))
+    if metered:
+        if not sampler.readings:
+            raise BenchError(f"the power meter of board {board.name} gave no reading")
+        busy_w = sum(sampler.readings) / len(sampler.readings)
+    else:
+        busy_w = board.busy_watts
+    return BenchReport(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        board=BoardInfo(name=board.name, arch=board.arch, cores=board.cores, accelerator=board.accelerator,
+                        idle_watts=board.idle_watts, busy_watts=board.busy_watts, meter=board.meter.kind,
+                        transport=t.name, emulated=board.emulated),
+        model=ModelInfo(file=model.name, id=manifest.id, sha256=digest, size_bytes=model.stat().st_size,
+                        tile=manifest.tile_shape, dtype=manifest.input.dtype),
+        measured=measured,
+        energy=energy(busy_w, board.idle_watts, busy_s, tiles, manifest.tile_shape, opts.gsd_m,
+                      source="meter" if metered else "modelled", meter=board.meter.kind, of=of),
+    )
