@@ -6,19 +6,22 @@ downlink simulate` taking the result. No timing is asserted: only what the figur
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
 
 import pytest
 from msgspec.structs import replace
 
-from hil.bench.board import LocalBoard
 from hil.bench.run import Options, energy, run_bench
+from hil.boards.drivers import open_meter
+from hil.boards.profile import find_board
+from hil.boards.transport import LocalTransport
 from onboard.contracts.bench import Rule, read_bench
 from onboard.errors import BenchError
 from onboard.inference.bench import benchmark, cpu_state, throttling
-from tests.conftest import assert_one_line_error, orbitlite
+from tests.conftest import ROOT, assert_one_line_error, orbitlite
 
+PSU_YAML = ROOT / "tests/data/psu.yaml"
 FAST = Rule(min_runs=5, min_seconds=0.0, max_seconds=30.0, warmup_runs=1)
 
 
@@ -110,21 +113,24 @@ def test_hil_bench_on_the_local_board(bench_out, ground_models):
     assert "MODELLED from the profile" in (bench_out / "report.md").read_text()
 
 
-@dataclass
-class ConstantMeter:
-    kind: str = "test-constant"  # a stand-in meter, named as such: it always reads 3 W
-
-    def watts(self) -> float:
-        return 3.0
-
-
 def test_energy_from_the_boards_meter(ground_models, tmp_path):
-    board = LocalBoard(tmp_path, cores=1, meter=ConstantMeter())
-    r = run_bench(board, ground_models["tflite"], Options(batch=4, batches=(4,), rule=FAST, scene=None))
-    assert r.energy.source == "meter" and r.energy.meter == "test-constant" and r.energy.busy_watts == 3.0
-    assert r.measured.end_to_end is None and r.energy.of == "invoke"
+    # a board of one core whose supply is pyvisa-sim's SIMULATED SCPI instrument (5.10 V x 0.90 A):
+    # the bench reads it through the real pyvisa + meter driver while the board-side bench runs
+    shutil.copy(PSU_YAML, tmp_path / "psu.yaml")
+    profile = (ROOT / "hil/boards/profiles/local.toml").read_text().replace("cores = 2", "cores = 1")
+    profile = profile.replace('kind = "modelled"', 'kind = "scpi"\nresource = "TCPIP::psu.sim::INSTR"\n'
+                                                   'backend = "psu.yaml@sim"')
+    (tmp_path / "local.toml").write_text(profile)
+    board = find_board("local", tmp_path)
+    transport = LocalTransport(tmp_path / "board")
+    meter = open_meter(board, transport)
+    r = run_bench(board, transport, meter, ground_models["tflite"],
+                  Options(batch=4, batches=(4,), rule=FAST, scene=None))
+    assert r.energy.source == "meter" and r.energy.meter.startswith("scpi supply TCPIP::psu.sim::INSTR")
+    assert r.energy.busy_watts == pytest.approx(5.10 * 0.90) and r.board.meter == "scpi"
+    assert r.measured.end_to_end is None and r.energy.of == "invoke" and len(r.measured.threads_sweep) == 1
     assert r.energy.tiles == r.measured.main.count * 4 and r.energy.busy_seconds == r.measured.main.seconds
-    assert r.energy.mj_per_tile == pytest.approx(3.0 * r.energy.busy_seconds / r.energy.tiles * 1000)
+    assert r.energy.mj_per_tile == pytest.approx(r.energy.busy_watts * r.energy.busy_seconds / r.energy.tiles * 1000)
 
 
 def test_a_bench_that_breaks_its_rule_says_not_valid(ground_models, tmp_path):
@@ -219,4 +225,4 @@ def test_hil_bench_of_a_missing_model(tmp_path):
 
 def test_hil_bench_of_an_unknown_board(tmp_path):
     assert_one_line_error(orbitlite("hil", "bench", "--board", "cray-1", "--model", "m.tflite", "--out",
-                                    str(tmp_path)), "unknown board profile 'cray-1'")
+                                    str(tmp_path)), "no board profile 'cray-1'; known", "rpi-emulated")

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
 
-from hil.bench.board import Board, LocalBoard
 from hil.bench.report import COMPARE_HEAD, compare_rows, text_table, write_compare, write_report
 from hil.bench.run import BENCH_BANDS, DEFAULT_GSD_M, Options, run_bench
-from hil.errors import BoardError
+from hil.boards.cli import boards_dir_option
+from hil.boards.drivers import open_meter, open_transport
+from hil.boards.profile import find_board
 from onboard.contracts.bench import BenchReport, Rule, read_bench
 from onboard.files import ensure_writable_dir, write_verified
 from onboard.inference.bench import batch_sweep
 from onboard.schema import FiniteFloat
-
-
-def open_board(name: str, workdir: Path) -> Board:
-    """The board a profile names. Until board profiles land, `local` (this machine) alone."""
-    if name != "local":
-        raise BoardError(f"unknown board profile {name!r}: known: local")
-    return LocalBoard(workdir)
 
 
 def summary(r: BenchReport) -> str:
@@ -54,7 +47,8 @@ def summary(r: BenchReport) -> str:
 
 @click.command()
 @click.option("--board", "board_name", default="local", show_default=True,
-              help="The board profile to bench on; `local` is this machine.")
+              help="The board profile to bench on (`orbitlite hil boards`); `local` is this machine.")
+@boards_dir_option
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
               help="The .tflite model (manifest beside it).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
@@ -76,7 +70,7 @@ def summary(r: BenchReport) -> str:
 @click.option("--bands", default=BENCH_BANDS, show_default=True, help="The scene's bands in file order.")
 @click.option("--gsd", default=DEFAULT_GSD_M, show_default=True, type=FiniteFloat(0, min_open=True),
               help="The tiles' ground sampling distance in m, for energy per km^2.")
-def bench(board_name: str, model_path: Path, out_dir: Path, threads: int, batch: int, batches: tuple[int, ...],
+def bench(board_name: str, boards_dir: Path | None, model_path: Path, out_dir: Path, threads: int, batch: int, batches: tuple[int, ...],
           min_runs: int, min_seconds: float, max_seconds: float, warmup_runs: int, scene: Path | None, bands: str,
           gsd: float) -> None:
     """Benchmark a model on a board through its transport: benchmark_model's timings with
@@ -93,12 +87,16 @@ def bench(board_name: str, model_path: Path, out_dir: Path, threads: int, batch:
     rule = Rule(min_runs=min_runs, min_seconds=min_seconds, max_seconds=max_seconds, warmup_runs=warmup_runs)
     opts = Options(threads=threads, batch=batch, batches=batches, rule=rule, gsd_m=gsd,
                    **({"scene": scene, "bands": bands} if scene else {}))
-    with tempfile.TemporaryDirectory(prefix="orbitlite-hil-") as work:
-        board = open_board(board_name, Path(work))
+    board = find_board(board_name, boards_dir)
+    transport = open_transport(board)
+    try:
+        meter = open_meter(board, transport)
         try:
-            result = run_bench(board, model_path, opts)
+            result = run_bench(board, transport, meter, model_path, opts)
         finally:
-            board.transport.close()
+            meter.close()
+    finally:
+        transport.close()
     click.echo(summary(result))
     for path in [write_verified(out_dir / "result.json", result.to_json()), *write_report(result, out_dir)]:
         click.echo(f"-> {path}")

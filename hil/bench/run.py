@@ -1,17 +1,18 @@
 """The ground side of a benchmark: put the model, its manifest and a scene in a work folder on
 the board, run `orbitlite onboard bench` there through the board's transport, read back what it
-prints (validated), and add the energy: from the board's power meter, sampled while the bench
-runs, or modelled from the profile's busy watts and the measured busy time. The result says
-which (`Energy.source`)."""
+prints (validated), and add the energy: from the board's power meter (hil/boards/meters/), read
+while the bench runs, or modelled from the profile's busy watts and the measured busy time. The
+result says which (`Energy.source`)."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hil.bench.board import MODELLED, Board, Meter
+from hil.boards.meters import PowerMeter, measure
+from hil.boards.profile import Board, kind
+from hil.boards.transport import Transport
 from onboard.contracts.bench import (BenchReport, BoardInfo, Energy, Measured, ModelInfo, Rule, decode_measured)
 from onboard.contracts.manifest import Manifest, read_manifest, sidecar_path
 from onboard.errors import BenchError
@@ -23,7 +24,6 @@ BENCH_SCENE = Path(__file__).resolve().parent / "data" / "s2-spyndex-150px.npy"
 BENCH_BANDS = "B02,B03,B04,B08"
 WORK = "orbitlite-bench"  # the work folder on the board, relative to the transport's
 DEFAULT_GSD_M = 10.0  # Sentinel-2's 10 m bands
-METER_PERIOD_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -49,35 +49,16 @@ def energy(busy_watts: float, idle_watts: float, busy_seconds: float, tiles: int
                   gsd_m=gsd_m, km2_per_tile=km2, mj_per_km2=mj / km2)
 
 
-class _Sampler:
-    """Reads a meter every METER_PERIOD_S seconds in a thread while a block runs."""
-
-    def __init__(self, meter: Meter) -> None:
-        self.meter, self.readings, self._stop = meter, [], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.readings.append(self.meter.watts())
-            self._stop.wait(METER_PERIOD_S)
-
-    def __enter__(self) -> "_Sampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _timeout(board: Board, opts: Options) -> float:
     """Every measurement may run to max_seconds, plus loading and the end-to-end run."""
-    measurements = 1 + board.cores + len(opts.batches)
+    measurements = 1 + board.spec.cores + len(opts.batches)
     return measurements * (opts.rule.max_seconds + 60) + 600
 
 
-def run_bench(board: Board, model: Path, opts: Options = Options()) -> BenchReport:
-    """Benchmark `model` (its manifest beside it) on `board`; BenchError or TransportError in one line."""
+def run_bench(board: Board, transport: Transport, meter: PowerMeter, model: Path,
+              opts: Options = Options()) -> BenchReport:
+    """Benchmark `model` (its manifest beside it) on `board`, reached through `transport`, its power
+    read by `meter`; BenchError, TransportError or MeterError in one line."""
     model = Path(model)
     if not model.is_file():
         raise BenchError(f"model {model} not found")
@@ -85,22 +66,21 @@ def run_bench(board: Board, model: Path, opts: Options = Options()) -> BenchRepo
     digest = sha256_file(model)
     if digest != manifest.sha256:
         raise BenchError(f"model {model} does not match its manifest's sha256: not the model it describes")
-    t = board.transport
+    t, spec = transport, board.spec
     remote = f"{WORK}/{model.name}"
     t.put(model, remote)
     t.put(sidecar_path(model), remote + ".json")
-    argv = [*board.orbitlite, "onboard", "bench", "--model", remote, "--threads", str(opts.threads),
-            "--batch", str(opts.batch), "--cores", str(board.cores), "--batches", ",".join(map(str, opts.batches)),
+    argv = [t.python, "-m", "orbitlite", "onboard", "bench", "--model", remote, "--threads", str(opts.threads),
+            "--batch", str(opts.batch), "--cores", str(spec.cores), "--batches", ",".join(map(str, opts.batches)),
             "--min-runs", str(opts.rule.min_runs), "--min-seconds", repr(opts.rule.min_seconds),
             "--max-seconds", repr(opts.rule.max_seconds), "--warmup-runs", str(opts.rule.warmup_runs),
             "--accelerator", "edgetpu" if manifest.target == "edgetpu" else "cpu"]
     if opts.scene is not None:
         t.put(opts.scene, f"{WORK}/{opts.scene.name}")
         argv += ["--scene", f"{WORK}/{opts.scene.name}", "--bands", opts.bands]
-    metered = board.meter.kind != MODELLED
+    metered = not meter.modelled
     if metered:
-        with _Sampler(board.meter) as sampler:
-            done = t.run(argv, timeout=_timeout(board, opts))
+        done, seen = measure(meter, lambda: t.run(argv, timeout=_timeout(board, opts)))
     else:
         done = t.run(argv, timeout=_timeout(board, opts))
     done.check(f"orbitlite onboard bench on {board.name}")
@@ -108,20 +88,15 @@ def run_bench(board: Board, model: Path, opts: Options = Options()) -> BenchRepo
     e2e = measured.end_to_end
     busy_s, tiles, of = ((e2e.seconds, e2e.tiles, "end-to-end") if e2e else
                          (measured.main.seconds, measured.main.count * measured.main.batch, "invoke"))
-    if metered:
-        if not sampler.readings:
-            raise BenchError(f"the power meter of board {board.name} gave no reading")
-        busy_w = sum(sampler.readings) / len(sampler.readings)
-    else:
-        busy_w = board.busy_watts
+    busy_w = seen.mean_watts if metered else spec.busy_watts
     return BenchReport(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        board=BoardInfo(name=board.name, arch=board.arch, cores=board.cores, accelerator=board.accelerator,
-                        idle_watts=board.idle_watts, busy_watts=board.busy_watts, meter=board.meter.kind,
-                        transport=t.name, emulated=board.emulated),
+        board=BoardInfo(name=board.name, arch=spec.arch, cores=spec.cores, accelerator=spec.accelerator,
+                        idle_watts=spec.idle_watts, busy_watts=spec.busy_watts, meter=kind(spec.meter),
+                        transport=t.name, emulated=spec.emulated),
         model=ModelInfo(file=model.name, id=manifest.id, sha256=digest, size_bytes=model.stat().st_size,
                         tile=manifest.tile_shape, dtype=manifest.input.dtype),
         measured=measured,
-        energy=energy(busy_w, board.idle_watts, busy_s, tiles, manifest.tile_shape, opts.gsd_m,
-                      source="meter" if metered else "modelled", meter=board.meter.kind, of=of),
+        energy=energy(busy_w, spec.idle_watts, busy_s, tiles, manifest.tile_shape, opts.gsd_m,
+                      source="meter" if metered else "modelled", meter=meter.name, of=of),
     )
