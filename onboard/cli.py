@@ -11,7 +11,7 @@ import click
 from onboard.contracts.bench import Rule
 from onboard.contracts.product import NODATA
 from onboard.errors import ConfigError, OrbitliteError
-from onboard.inference.bench import batch_sweep, bench_board
+from onboard.inference.bench import bench_board, sweep_and_rule_options
 from onboard.inference.screening import Screening
 from onboard.link.commands import answer_link, slot_fallback
 from onboard.link.sealing import read_key
@@ -119,15 +119,7 @@ def _roi(text: str | None) -> tuple[int, int, int, int] | None:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536), help="Tiles per invoke.")
 @click.option("--cores", type=click.IntRange(1, 64), help="The thread sweep runs 1..cores [default: this CPU's count].")
-@click.option("--batches", default="1,16,64,256", show_default=True, callback=batch_sweep,
-              help="The batch sweep, comma-separated.")
-@click.option("--min-runs", default=Rule().min_runs, show_default=True, type=click.IntRange(1),
-              help="Validity rule: at least this many counted runs...")
-@click.option("--min-seconds", default=Rule().min_seconds, show_default=True, type=FiniteFloat(0),
-              help="...and at least this many seconds of them; a measurement that stops short is not valid.")
-@click.option("--max-seconds", default=Rule().max_seconds, show_default=True, type=FiniteFloat(0, min_open=True),
-              help="Counted runs stop here, met or not.")
-@click.option("--warmup-runs", default=Rule().warmup_runs, show_default=True, type=click.IntRange(0))
+@sweep_and_rule_options
 @click.option("--scene", type=click.Path(path_type=Path), help="Also time `onboard run` on this scene end to end.")
 @click.option("--bands", help="The scene's band names, as for `onboard run`.")
 @click.option("--interpreter", default="auto", show_default=True,

@@ -13,7 +13,7 @@ from hil.boards.drivers import open_meter, open_transport
 from hil.boards.profile import find_board
 from onboard.contracts.bench import BenchReport, Rule, read_bench
 from onboard.files import ensure_writable_dir, write_verified
-from onboard.inference.bench import batch_sweep
+from onboard.inference.bench import sweep_and_rule_options
 from onboard.schema import FiniteFloat
 
 
@@ -55,15 +55,7 @@ def summary(r: BenchReport) -> str:
               help="Directory for result.json, report.md, report.html and the plots.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(1, 65536), help="Tiles per invoke.")
-@click.option("--batches", default="1,16,64,256", show_default=True, callback=batch_sweep,
-              help="The batch sweep, comma-separated (the thread sweep is 1..the board's cores).")
-@click.option("--min-runs", default=Rule().min_runs, show_default=True, type=click.IntRange(1),
-              help="Validity rule: at least this many counted runs...")
-@click.option("--min-seconds", default=Rule().min_seconds, show_default=True, type=FiniteFloat(0),
-              help="...and at least this many seconds of them, per measurement; else it is not valid.")
-@click.option("--max-seconds", default=Rule().max_seconds, show_default=True, type=FiniteFloat(0, min_open=True),
-              help="A measurement's counted runs stop here, rule met or not.")
-@click.option("--warmup-runs", default=Rule().warmup_runs, show_default=True, type=click.IntRange(0))
+@sweep_and_rule_options
 @click.option("--scene", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="The scene `onboard run` classifies end to end [default: 150 x 150 px of a real Sentinel-2 "
                    "patch shipped with the bench].")

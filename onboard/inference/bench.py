@@ -33,6 +33,7 @@ from onboard.contracts.bench import MAX_LATENCIES, Cpu, EndToEnd, Measured, Rule
 from onboard.contracts.product import read_product
 from onboard.errors import BenchError
 from onboard.inference.model import load_model
+from onboard.schema import FiniteFloat
 
 Clock = Callable[[], float]
 # A frequency after the run below this fraction of the one before it is reported as throttling.
@@ -49,6 +50,25 @@ def batch_sweep(ctx: click.Context | None, param: click.Parameter | None, value:
     if not sweep or min(sweep) < 1 or max(sweep) > 65536:
         raise click.BadParameter("batch sizes are 1 to 65536", ctx, param)
     return sweep
+
+
+def sweep_and_rule_options(command: Callable) -> Callable:
+    """The options a bench shares wherever it is started (`onboard bench` on the board, `hil bench`
+    on the ground): the batch sweep and the validity rule."""
+    options = [
+        click.option("--batches", default="1,16,64,256", show_default=True, callback=batch_sweep,
+                     help="The batch sweep, comma-separated (the thread sweep is 1..the board's cores)."),
+        click.option("--min-runs", default=Rule().min_runs, show_default=True, type=click.IntRange(1),
+                     help="Validity rule: at least this many counted runs..."),
+        click.option("--min-seconds", default=Rule().min_seconds, show_default=True, type=FiniteFloat(0),
+                     help="...and at least this many seconds of them, per measurement; else it is not valid."),
+        click.option("--max-seconds", default=Rule().max_seconds, show_default=True,
+                     type=FiniteFloat(0, min_open=True), help="A measurement's counted runs stop here, rule met or not."),
+        click.option("--warmup-runs", default=Rule().warmup_runs, show_default=True, type=click.IntRange(0)),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
