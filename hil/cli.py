@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from hil.emulated.cli import emulate
 from hil.link import transfer
 from hil.link.client import Client
 from onboard.errors import CommandRefused, LinkError
@@ -29,6 +30,9 @@ from onboard.schema import FiniteFloat
 @click.group()
 def hil() -> None:
     """Hardware in the loop: measure models on a flight-like board."""
+
+
+hil.add_command(emulate)
 
 
 @hil.command()
