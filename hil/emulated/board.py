@@ -2,9 +2,10 @@
 answering as root@127.0.0.1 on port 2299 to the client key the board keeps beside it.
 
 Everything lives in one folder of the cache (`$ORBITLITE_CACHE`, else ~/.cache/orbitlite), outside
-the repository: `rpi-emulated/` holds `rootfs/`, the client key pair `id_ed25519`, the
-`known_hosts` line of the board's host key, `logs/` (the build's and sshd's) and `state.json` (the
-running board's pid). The `rpi-emulated` board profile points there.
+the repository: `rpi-emulated/` holds `rootfs/`, the client key pair `id_ed25519`, the board's
+host key `ssh_host_ed25519_key` (kept across rebuilds) and its `known_hosts` line, `logs/` (the
+build's and sshd's) and `state.json` (the running board's pid). The `rpi-emulated` board profile
+points there.
 
 The board runs in its own mount and PID namespaces (`unshare`): /proc, /sys, /dev/shm and /dev/pts
 are mounted there, seen by the board alone, and vanish with its last process, so stopping it, or
@@ -23,7 +24,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
 from hil.emulated import build
@@ -39,7 +40,9 @@ USER = "root"
 ARCH = "aarch64"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
-SSHD_CONFIG = "/etc/ssh/orbitlite-emulated.conf"  # in the root filesystem
+# in the root filesystem:
+SSHD_CONFIG = PurePosixPath("/etc/ssh/orbitlite-emulated.conf")
+HOST_KEY = PurePosixPath("/etc/ssh/ssh_host_ed25519_key")
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 EMULATION = "an emulation: Debian bookworm arm64 under qemu-user; its timings are not a Pi's"
 
@@ -47,7 +50,7 @@ _SSHD_CONFIG_TEXT = f"""\
 # The emulated board's sshd (orbitlite hil emulate): loopback only, root by key only.
 ListenAddress {HOST}
 Port {PORT}
-HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey {HOST_KEY}
 PermitRootLogin prohibit-password
 AuthorizedKeysFile .ssh/authorized_keys
 PasswordAuthentication no
@@ -85,6 +88,7 @@ class Files:
 
     rootfs = property(lambda self: self.dir / "rootfs")
     key = property(lambda self: self.dir / "id_ed25519")
+    host_key = property(lambda self: self.dir / "ssh_host_ed25519_key")
     known_hosts = property(lambda self: self.dir / "known_hosts")
     state = property(lambda self: self.dir / "state.json")
     lock = property(lambda self: self.dir / "lock")
@@ -201,22 +205,22 @@ def _check_arch(rootfs: Path) -> None:
 
 
 def _install_keys(files: Files) -> None:
-    """The client key pair (kept), the board's host key, its authorized_keys, sshd's config, and
-    the known_hosts line the client checks the board against."""
-    if not files.key.exists():
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"orbitlite {NAME} client", "-f", str(files.key)],
-             "generating the client key")
-    host_key = files.rootfs / "etc/ssh/ssh_host_ed25519_key"
-    if not host_key.exists():
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{NAME} host", "-f", str(host_key)],
-             "generating the board's host key")
+    """The client key pair and the board's host key, both kept in the cache (so a rebuilt board
+    keeps its identity and a client's known_hosts stays true), installed in the board with its
+    authorized_keys and sshd's config; and the known_hosts line the client checks the board by."""
+    for key, comment in ((files.key, f"orbitlite {NAME} client"), (files.host_key, f"{NAME} host")):
+        if not key.exists():
+            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)], f"generating {key}")
+    host_key = files.rootfs / HOST_KEY.relative_to("/")
+    write_verified(host_key, files.host_key.read_bytes(), private=True)
+    write_verified(host_key.with_suffix(".pub"), files.host_key.with_suffix(".pub").read_bytes())
+    write_verified(files.rootfs / SSHD_CONFIG.relative_to("/"), _SSHD_CONFIG_TEXT.encode())
     ssh_dir = files.rootfs / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     ssh_dir.chmod(0o700)
     write_verified(ssh_dir / "authorized_keys", files.key.with_suffix(".pub").read_bytes(), private=True)
-    kind, blob = host_key.with_suffix(".pub").read_text().split()[:2]
+    kind, blob = files.host_key.with_suffix(".pub").read_text().split()[:2]
     write_verified(files.known_hosts, f"[{HOST}]:{PORT} {kind} {blob}\n".encode())
-    write_verified(files.rootfs / SSHD_CONFIG.lstrip("/"), _SSHD_CONFIG_TEXT.encode())
     (files.rootfs / "run/sshd").mkdir(mode=0o755, exist_ok=True)
 
 
@@ -329,7 +333,7 @@ def _run(argv: list[str], what: str) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     except FileNotFoundError:
-        raise BoardError(f"{argv[0]} is not installed: `make system` installs the emulated board's Debian packages") from None
+        raise BoardError(build.not_installed(argv[0])) from None
     except subprocess.TimeoutExpired:
         raise BoardError(f"{what}: no answer within 300 s") from None
     if done.returncode != 0:

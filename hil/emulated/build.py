@@ -10,6 +10,7 @@ only when nothing is mounted under it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -51,6 +52,10 @@ class Marker(Schema):
     size_bytes: Count
 
 
+def not_installed(program: str) -> str:
+    return f"{program} is not installed: as root, `make system` installs the Debian packages in system-packages.txt"
+
+
 def read_marker(rootfs: Path) -> Marker | None:
     """The marker of a complete root filesystem built to this recipe, or None: absent, half built,
     unreadable, or built to another recipe."""
@@ -90,23 +95,22 @@ def remove_tree(path: Path) -> None:
 def mmdebstrap(target: Path, log: Path) -> None:
     """Run mmdebstrap for this recipe into `target` (absent), its output in `log`, with a progress
     bar over its phases at a terminal."""
+    for program in ("unshare", "mmdebstrap"):
+        if shutil.which(program) is None:
+            raise BoardError(not_installed(program))
     argv = ["unshare", "--mount", "--propagation", "private",
             "mmdebstrap", f"--arch={ARCH}", "--variant=apt", f"--include={','.join(PACKAGES)}", SUITE, str(target)]
-    try:
-        with open(log, "w") as out, progress_bar(PHASES, "building the emulated board (Debian arm64, ~5 min)") as bar:
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-            last = ""
-            for line in process.stderr:
-                out.write(line)
-                out.flush()
-                if line.strip():
-                    last = line.strip()
-                if line.startswith("I: "):
-                    bar.update(1)
-            code = process.wait()
-    except FileNotFoundError as exc:
-        raise BoardError(f"{exc.filename} is not installed: `make system` installs the emulated board's "
-                         "Debian packages (mmdebstrap, qemu-user-static, binfmt-support)") from None
+    with open(log, "w") as out, progress_bar(PHASES, "building the emulated board (Debian arm64, ~5 min)") as bar:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        last = ""
+        for line in process.stderr:
+            out.write(line)
+            out.flush()
+            if line.strip():
+                last = line.strip()
+            if line.startswith("I: "):
+                bar.update(1)
+        code = process.wait()
     if code != 0:
         raise BoardError(f"building the emulated board failed (mmdebstrap exit {code}): {last} (log: {log})")
 
