@@ -106,7 +106,6 @@ class State(Schema):
     """The running board: its `unshare` process (the board's namespaces live while it does)."""
 
     pid: PositiveInt
-    port: PositiveInt
     started_at: datetime
     start_s: NonNegative | None = None  # until it answered
     arch: Name | None = None  # what `uname -m` answered over SSH
@@ -237,7 +236,7 @@ def _start(files: Files) -> State:
     with open(files.sshd_log, "wb") as log:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
-    state = State(pid=process.pid, port=PORT, started_at=datetime.now(timezone.utc).replace(microsecond=0))
+    state = State(pid=process.pid, started_at=datetime.now(timezone.utc).replace(microsecond=0))
     _write_state(files, state)
     try:
         arch = _wait_answers(files, state, start + START_TIMEOUT_S)
@@ -245,7 +244,7 @@ def _start(files: Files) -> State:
         _stop(files, state)
         files.state.unlink(missing_ok=True)
         raise
-    state = State(pid=state.pid, port=PORT, started_at=state.started_at, start_s=round(time.monotonic() - start, 2),
+    state = State(pid=state.pid, started_at=state.started_at, start_s=round(time.monotonic() - start, 2),
                   arch=arch)
     _write_state(files, state)
     return state
