@@ -30,8 +30,10 @@ ARCH = "arm64"
 # project's own wheel (with `onboard._native`) there the first time, as on a real Pi.
 PACKAGES = ("python3", "python3-venv", "python3-pip", "openssh-server", "python3-dev", "build-essential", "cmake")
 MARKER = ".orbitlite-emulated.json"  # at the root filesystem's top, written last
-# mmdebstrap's phases ("I: ..." lines on stderr) in a build: the progress bar's length.
-PHASES = 11
+# How far (in percent) a build is when mmdebstrap starts each of its phases (an "I: ..." line on
+# stderr), from a build timed here: the package installs, emulated, take nearly all of it.
+PHASES = {"downloading packages": 1, "extracting archives": 2, "installing essential packages": 3,
+          "installing remaining packages": 30, "cleaning package lists": 99}
 
 
 class Recipe(Schema):
@@ -100,17 +102,21 @@ def mmdebstrap(target: Path, log: Path) -> None:
             raise BoardError(not_installed(program))
     argv = ["unshare", "--mount", "--propagation", "private",
             "mmdebstrap", f"--arch={ARCH}", "--variant=apt", f"--include={','.join(PACKAGES)}", SUITE, str(target)]
-    with open(log, "w") as out, progress_bar(PHASES, "building the emulated board (Debian arm64, ~5 min)") as bar:
+    with open(log, "w") as out, progress_bar(100, "building the emulated board (Debian arm64, ~3 min)") as bar:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        last = ""
+        last, done = "", 0
         for line in process.stderr:
             out.write(line)
             out.flush()
             if line.strip():
                 last = line.strip()
-            if line.startswith("I: "):
-                bar.update(1)
+            for phase, percent in PHASES.items():
+                if line.startswith(f"I: {phase}") and percent > done:
+                    bar.update(percent - done)
+                    done = percent
         code = process.wait()
+        if code == 0:
+            bar.update(100 - done)
     if code != 0:
         raise BoardError(f"building the emulated board failed (mmdebstrap exit {code}): {last} (log: {log})")
 

@@ -19,7 +19,7 @@ def emulate() -> None:
 
     \b
     Example:
-      orbitlite hil emulate up       # builds once (~5 min), then starts in seconds
+      orbitlite hil emulate up       # builds once (~3 min), then starts in a second
       orbitlite hil emulate status
       orbitlite hil emulate down
     """
@@ -59,7 +59,7 @@ def status() -> None:
     elif st.half_built:
         built = f"no: {files.rootfs} is a half build or another recipe's; `up` builds it again"
     else:
-        built = "no; `orbitlite hil emulate up` builds it (~5 min)"
+        built = "no; `orbitlite hil emulate up` builds it (~3 min)"
     click.echo(f"built:    {built}")
     if s is not None:
         started = f" (started in {s.start_s:.1f} s)" if s.start_s is not None else " (starting)"
