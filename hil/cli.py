@@ -14,6 +14,7 @@ import click
 
 from hil.boards.cli import boards
 from hil.bench.cli import bench, compare
+from hil.emulated.cli import emulate
 from hil.link import transfer
 from hil.link.client import Client
 from onboard.errors import CommandRefused, LinkError
@@ -283,3 +284,4 @@ def _report(t: transfer.Transfer, client: Client) -> None:
 hil.add_command(boards)
 hil.add_command(bench)
 hil.add_command(compare)
+hil.add_command(emulate)

@@ -45,6 +45,7 @@ ROOMS = {
         {"__init__", "errors"},
         {"link"},  # the ground's end: client, transfers
         {"boards"},  # profiles, transports (local, SSH, serial), power meters
+        {"emulated"},  # the emulated arm64 board: its root filesystem, its sshd, `hil emulate`
         {"bench"},  # benchmarks on a board through its transport, energy, reports, compare
         {"cli"},
     ],
