@@ -42,7 +42,7 @@ ROOMS = {
         {"cli"},
     ],
     "hil": [
-        {"__init__", "errors"},
+        {"__init__", "errors", "table"},
         {"link"},  # the ground's end: client, transfers
         {"boards"},  # profiles, transports (local, SSH, serial), power meters
         {"emulated"},  # the emulated arm64 board: its root filesystem, its sshd, `hil emulate`

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from hil.bench.report import COMPARE_HEAD, compare_rows, text_table, write_compare, write_report
+from hil.bench.report import COMPARE_HEAD, compare_rows, write_compare, write_report
 from hil.bench.run import BENCH_BANDS, DEFAULT_GSD_M, Options, run_bench
 from hil.boards.cli import boards_dir_option
 from hil.boards.drivers import open_meter, open_transport
 from hil.boards.profile import find_board
+from hil.table import text_table
 from onboard.contracts.bench import BenchReport, Rule, read_bench
 from onboard.files import ensure_writable_dir, write_verified
 from onboard.inference.bench import sweep_and_rule_options

@@ -205,11 +205,6 @@ def compare_rows(results: list[tuple[str, BenchReport]]) -> list[list[str]]:
     return rows
 
 
-def text_table(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *rows])
-
-
 def write_compare(results: list[tuple[str, BenchReport]], out_dir: Path) -> list[Path]:
     """compare.md (the table) and compare.png (end-to-end tiles/s and mJ per tile side by side)."""
     plt = _pyplot()

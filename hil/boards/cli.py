@@ -14,6 +14,7 @@ from hil.boards.profile import ENV_VAR, Board, ModelledSpec, board_files, descri
 from hil.boards.serial import SerialTransport
 from hil.boards.transport import Transport
 from hil.errors import BoardError, TransportError
+from hil.table import text_table
 
 boards_dir_option = click.option(
     "--boards-dir", type=click.Path(path_type=Path, file_okay=False), envvar=ENV_VAR, show_envvar=True,
@@ -45,10 +46,7 @@ def boards(ctx: click.Context, boards_dir: Path | None) -> None:
                                                                           if overrides else "")
         rows.append((b.name, b.spec.arch, str(b.spec.cores), b.spec.accelerator, ", ".join(b.transport_kinds()),
                      where + (" [emulated]" if b.spec.emulated else "")))
-    header = ("name", "arch", "cores", "accelerator", "transports", "from")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
-        click.echo("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + "  " + row[-1])
+    click.echo(text_table(("name", "arch", "cores", "accelerator", "transports", "from"), rows))
     if bad:
         raise BoardError(bad[0] + (f" (and {len(bad) - 1} more bad profile(s))" if len(bad) > 1 else ""))
 

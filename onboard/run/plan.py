@@ -99,7 +99,8 @@ def build_plan(ladder: Sequence[Path], *, cascade: Path | None = None, cascade_b
                on_strip: Callable[[str, int], None] | None = None, stop: Callable[[], bool] | None = None,
                refuse: Callable[[str, OrbitliteError], OrbitliteError] = _as_is) -> Plan:
     """Load the `ladder` (best first) and the `cascade`, check that they are twins of one task and
-    that `stride` (pixels between tiles; the tile side if None) is 1 to the tile side, and return the plan. A model that fails is reported as `refuse(name, error)`, where name is
+    that `stride` (pixels between tiles; the tile side if None) is 1 to the tile side, and return
+    the plan. A model that fails is reported as `refuse(name, error)`, where name is
     `models.ladder[i]` or `models.cascade`: a caller whose input names the models names the field."""
     def load(path: Path, name: str) -> LoadedModel:
         try:
