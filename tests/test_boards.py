@@ -44,11 +44,15 @@ def test_every_shipped_profile_loads():
     assert boards["local"].energy().busy_watts == boards["local"].spec.busy_watts
 
 
-def test_paths_in_a_profile_are_relative_to_it_or_home(tmp_path):
+def test_paths_in_a_profile_are_relative_to_it_or_home(tmp_path, monkeypatch):
     (tmp_path / "b.toml").write_text(LOCAL.replace('name = "local"', 'name = "b"').replace(
-        'workdir = "~/.cache/orbitlite/local-board"', 'workdir = "boards/b"'))
+        'workdir = "$ORBITLITE_CACHE/local-board"', 'workdir = "boards/b"'))
     assert load_board(tmp_path / "b.toml").transport().workdir == str(tmp_path / "boards/b")
+    monkeypatch.delenv("ORBITLITE_CACHE", raising=False)
     assert find_board("local").transport().workdir == str(Path.home() / ".cache/orbitlite/local-board")
+    monkeypatch.setenv("ORBITLITE_CACHE", str(tmp_path / "cache"))  # the emulated board's keys follow the cache
+    assert find_board("local").transport().workdir == str(tmp_path / "cache/local-board")
+    assert find_board("rpi-emulated").transport().key == str(tmp_path / "cache/rpi-emulated/id_ed25519")
 
 
 @pytest.mark.parametrize("change, fragments", [

@@ -67,7 +67,7 @@ class SshSpec(Schema, tag_field="kind", tag="ssh"):
     port: Port = 22
     # StrictHostKeyChecking: `accept-new` records a new board's host key and refuses a changed one
     host_key_check: Literal["accept-new", "yes", "no"] = "accept-new"
-    known_hosts: PathText = "~/.cache/orbitlite/known_hosts"  # the harness's own, not the user's
+    known_hosts: PathText = "$ORBITLITE_CACHE/known_hosts"  # the harness's own, not the user's
     connect_timeout: Seconds = 10
     control_persist: Seconds = 60  # s the shared connection outlives its last use
     workdir: PathText = "orbitlite"  # the harness's folder on the board (relative: to the user's home)
@@ -86,7 +86,7 @@ class SerialSpec(Schema, tag_field="kind", tag="serial"):
 class LocalSpec(Schema, tag_field="kind", tag="local"):
     """This machine itself (hil/boards/transport.py)."""
 
-    workdir: PathText = "~/.cache/orbitlite/local-board"
+    workdir: PathText = "$ORBITLITE_CACHE/local-board"
 
 
 TransportSpec = Union[SshSpec, SerialSpec, LocalSpec]
@@ -193,8 +193,19 @@ def describe(spec: TransportSpec) -> str:
     return f"local, in {spec.workdir}"
 
 
+CACHE = "$ORBITLITE_CACHE"  # how a profile's path names the harness's cache (cache_root)
+
+
+def cache_root() -> Path:
+    """Where orbitlite keeps what it builds and caches: $ORBITLITE_CACHE, else ~/.cache/orbitlite."""
+    return Path(os.environ.get("ORBITLITE_CACHE") or Path.home() / ".cache" / "orbitlite")
+
+
 def resolve_path(text: str, base: Path) -> Path:
-    """A path as a profile writes it: `~` expanded, a relative one under `base`."""
+    """A path as a profile writes it: a leading `$ORBITLITE_CACHE` is the cache (cache_root), `~`
+    is expanded, and a relative one lies under `base`."""
+    if text == CACHE or text.startswith(CACHE + "/"):
+        return cache_root() / text[len(CACHE) + 1:]
     path = Path(text).expanduser()
     return path if path.is_absolute() else base / path
 

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
+from hil.boards.profile import cache_root
 from hil.emulated import build
 from hil.errors import BoardError
 from onboard.errors import OrbitliteError
@@ -69,11 +70,6 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$R/dev/pts"
 mount --bind "$R/dev/pts/ptmx" "$R/dev/ptmx"
 exec chroot "$R" /usr/sbin/sshd -D -e -f {SSHD_CONFIG}
 """
-
-
-def cache_root() -> Path:
-    """Where orbitlite keeps what it builds: $ORBITLITE_CACHE, else ~/.cache/orbitlite."""
-    return Path(os.environ.get("ORBITLITE_CACHE") or Path.home() / ".cache" / "orbitlite")
 
 
 @dataclass(frozen=True)
