@@ -15,20 +15,17 @@ from onboard.errors import BundleError
 @pytest.fixture
 def slot(ground_models, tmp_path):
     """A slot holding the converted model, its manifest and their bundle manifest."""
-    files, listed = bundle.build([ground_models["tflite"]])
     slot = tmp_path / "slots" / "b"
-    slot.mkdir(parents=True)
-    for f in files:
-        shutil.copy(f, slot / f.name)
-    (slot / bundle.MANIFEST_NAME).write_bytes(listed)
+    bundle.build([ground_models["tflite"]], slot)
     return slot
 
 
 def test_a_bundle_lists_each_model_with_its_manifest(slot, ground_models):
     listed = bundle.verify(slot)
-    assert sorted(f.name for f in listed) == ["p.tflite", "p.tflite.json"]
+    assert sorted(listed.files) == ["p.tflite", "p.tflite.json", "p.tflite.selftest"]
+    assert listed.models == ["p.tflite"] and listed.runtime is None and listed.wheels == []
     body = json.loads((slot / bundle.MANIFEST_NAME).read_text())
-    assert body["schema"] == "orbitlite/bundle" and body["version"] == 1
+    assert body["schema"] == "orbitlite/bundle" and body["version"] == 2
     assert body["files"]["p.tflite"]["size"] == ground_models["tflite"].stat().st_size
 
 
@@ -50,7 +47,7 @@ def test_a_model_that_is_not_its_manifest_is_not_bundled(ground_models, tmp_path
     shutil.copy(f"{ground_models['tflite']}.json", f"{model}.json")
     model.write_bytes(model.read_bytes()[:-10])
     with pytest.raises(BundleError, match="does not match its manifest"):
-        bundle.build([model])
+        bundle.build([model], tmp_path / "bundle")
 
 
 def test_a_slot_is_its_whole_bundle_and_nothing_else(slot, tmp_path):
@@ -62,12 +59,12 @@ def test_a_slot_is_its_whole_bundle_and_nothing_else(slot, tmp_path):
         bundle.verify(slot)
     short = {**listed, "files": {"p.tflite": listed["files"]["p.tflite"]}}  # fewer files than were shipped
     (slot / bundle.MANIFEST_NAME).write_text(json.dumps(short))
-    with pytest.raises(BundleError, match="slot b holds p.tflite.json, which its bundle does not list"):
+    with pytest.raises(BundleError, match="slot b holds p.tflite.json, p.tflite.selftest, which its bundle does not"):
         bundle.verify(slot)
     with pytest.raises(BundleError, match="does not list p.tflite.json, which the service needs"):
         bundle.verify(slot, needs=["p.tflite", "p.tflite.json"])
     (slot / bundle.MANIFEST_NAME).write_text(json.dumps(listed))
-    assert len(bundle.verify(slot, needs=["p.tflite", "p.tflite.json"])) == 2
+    assert bundle.verify(slot, needs=["p.tflite", "p.tflite.json"]).id == bundle.read(slot).id
     os.rename(slot / "p.tflite", tmp_path / "p.tflite")  # the listed file a link to one of the same bytes
     os.symlink(tmp_path / "p.tflite", slot / "p.tflite")
     with pytest.raises(BundleError, match="p.tflite is a symbolic link or a folder"):

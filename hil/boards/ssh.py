@@ -114,11 +114,11 @@ class SshTransport:
         local = Path(local)
         if not local.is_file():
             raise TransportError(f"cannot put {local}: not a file")
+        # run() works in the workdir, scp in the home folder: `remote` for the one, `target` for the other
         target = self._remote(remote)
-        part = f"{target}.part"
-        self.run(["mkdir", "-p", "--", str(PurePosixPath(target).parent)], timeout=60).check(f"making {target}'s folder")
-        self._scp(str(local), f"{self._login()}:{part}", f"putting {local} to {target}")
-        self.run(["mv", "-f", "--", part, target], timeout=60).check(f"installing {target}")
+        self.run(["mkdir", "-p", "--", str(PurePosixPath(remote).parent)], timeout=60).check(f"making {target}'s folder")
+        self._scp(str(local), f"{self._login()}:{target}.part", f"putting {local} to {target}")
+        self.run(["mv", "-f", "--", f"{remote}.part", remote], timeout=60).check(f"installing {target}")
 
     def get(self, remote: str, local: Path) -> None:
         local = Path(local)
