@@ -14,6 +14,7 @@ import click
 
 from hil.boards.cli import boards
 from hil.bench.cli import bench, compare
+from hil.deploy.bundle import build_bundle
 from hil.deploy.cli import bundle as bundle_command, deploy as deploy_command, rollback
 from hil.emulated.cli import emulate
 from hil.link import transfer
@@ -208,7 +209,7 @@ def deploy(client: Client, models: tuple[Path, ...], slot: str | None, chunk: in
     if target == active:
         raise click.UsageError(f"slot {target} is active: deploy into the other one, then switch")
     with tempfile.TemporaryDirectory() as scratch:
-        built = bundle.build(list(models), Path(scratch) / "bundle")
+        built = build_bundle(list(models), Path(scratch) / "bundle")
         client.call("clear_slot", slot=target)  # a slot holds its bundle and nothing else
         # the bundle manifest last: a slot is only whole once it is there
         for f in [*(Path(scratch) / "bundle" / name for name in built.files),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import signal
 from pathlib import Path, PurePosixPath
 
@@ -12,6 +13,7 @@ from onboard.contracts.bench import Rule
 from onboard.contracts.product import NODATA
 from onboard.errors import ConfigError, OrbitliteError
 from onboard.inference.bench import bench_board, sweep_and_rule_options
+from onboard.inference.model import interpreter_class
 from onboard.inference.screening import Screening
 from onboard.contracts.bundle import read as read_bundle
 from onboard.files import write_verified
@@ -220,9 +222,6 @@ def check_slot_command(slot: Path, threads: int) -> None:
     Example (what `orbitlite hil deploy` runs on the board, in the new slot's runtime):
       envs/b/bin/python -m orbitlite onboard check-slot slots/b
     """
-    import platform
-
-    from onboard.inference.model import interpreter_class
     slot = Path(slot)
     body = read_bundle(slot)
     models = check_slot(slot.parent, slot.name, [PurePosixPath(m) for m in body.models], threads)

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from hil.deploy.bundle import build_bundle
 from onboard.contracts import bundle
 from onboard.errors import BundleError
 
@@ -16,7 +17,7 @@ from onboard.errors import BundleError
 def slot(ground_models, tmp_path):
     """A slot holding the converted model, its manifest and their bundle manifest."""
     slot = tmp_path / "slots" / "b"
-    bundle.build([ground_models["tflite"]], slot)
+    build_bundle([ground_models["tflite"]], slot)
     return slot
 
 
@@ -47,7 +48,7 @@ def test_a_model_that_is_not_its_manifest_is_not_bundled(ground_models, tmp_path
     shutil.copy(f"{ground_models['tflite']}.json", f"{model}.json")
     model.write_bytes(model.read_bytes()[:-10])
     with pytest.raises(BundleError, match="does not match its manifest"):
-        bundle.build([model], tmp_path / "bundle")
+        build_bundle([model], tmp_path / "bundle")
 
 
 def test_a_slot_is_its_whole_bundle_and_nothing_else(slot, tmp_path):

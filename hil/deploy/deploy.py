@@ -21,22 +21,27 @@ The steps, each of which leaves the running slot as it was when it fails:
 
 from __future__ import annotations
 
-import json
+import hashlib
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Annotated, Callable, Literal, Sequence, TypeVar
 
+import msgspec
+from msgspec import Meta
+
+from hil.boards.check import Answer, check_board
 from hil.boards.profile import Board
 from hil.boards.transport import Transport
 from hil.deploy import runtime
-from hil.errors import BoardError, DeployError, TransportError
+from hil.deploy.bundle import build_bundle
+from hil.errors import DeployError, TransportError
 from onboard.contracts import bundle
 from onboard.contracts.manifest import read_manifest, sidecar_path
 from onboard.errors import OrbitliteError
 from onboard.files import write_verified
-from onboard.schema import encode_json
+from onboard.schema import Count, FileName, Finite, Name, Schema, Sha256, Text, decode, encode_json
 from onboard.service import supervisor
 
 ROOT = "payload"  # the payload's root on the board, in the transport's folder
@@ -46,26 +51,85 @@ UNIT = "/etc/systemd/system/orbitlite-payload.service"
 SERVICE_TIMEOUT_MARGIN_S = 30.0
 ROOM_FACTOR = 4  # the bundle arrives, moves into its slot, and its wheels unpack into the runtime
 Report = Callable[[str], None]
+T = TypeVar("T")
+
+
+# What the board's supervisor answers, checked like any input from outside.
+Slot = Literal["a", "b"]
+
+
+class State(Schema):
+    root: Text  # the payload's root, absolute
+    active: Slot | None
+    installed: Annotated[tuple[Slot, ...], Meta(max_length=2)]
+    supervisor: Annotated[int, Meta(ge=1)] | None
+    systemd: bool
+    euid: Annotated[int, Meta(ge=0)]
+
+
+class Trial(Schema, forbid_unknown_fields=False):
+    slot: Slot
+    previous: Slot | None = None
+    seconds: Finite = 0.0
+
+
+class Fallback(Schema, forbid_unknown_fields=False):
+    reason: Text
+    to: Slot | None
+    at: Text
+    from_: Slot | None = msgspec.field(default=None, name="from")
+
+
+class Installed(Schema):
+    slot: Slot
+    runtime: Text
+
+
+class Checked(Schema, forbid_unknown_fields=False):
+    """What `orbitlite onboard check-slot` prints."""
+
+    slot: Slot
+    bundle: Name
+    models: Annotated[tuple[Name, ...], Meta(max_length=64)]
+    python: Name
+    arch: Name
+    interpreter: Name
+
+
+class Status(Schema, forbid_unknown_fields=False):
+    """The supervisor's status.json, as `status` prints it (empty before it first ran)."""
+
+    running: bool
+    slot: Slot | None = None
+    state: Literal["starting", "running", "failed", "stopped"] | None = None
+    reason: Text = ""
+    service: Annotated[int, Meta(ge=1)] | None = None
+    trial: Trial | None = None
+    fallback: Fallback | None = None
+
+
+Hashes = dict[FileName, tuple[Count, Sha256]]
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What the supervisor's `probe` says of the board."""
+    """The board (hil/boards/probe.py) and its payload (the supervisor's `state`)."""
 
-    arch: str
-    python: str
-    glibc: str
-    free_bytes: int
-    systemd: bool
-    root_user: bool
-    root: str  # the payload's root, absolute
-    active: str | None
-    installed: tuple[str, ...]
-    supervisor: int | None
+    answer: Answer
+    state: State
 
     @property
     def platform(self) -> runtime.Platform:
-        return runtime.Platform(self.arch, self.python, self.glibc)
+        return runtime.Platform(self.answer.arch, ".".join(self.answer.python.split(".")[:2]), self.answer.libc[1])
+
+    @property
+    def active(self) -> str | None:
+        return self.state.active
+
+    @property
+    def service_manager(self) -> bool:
+        """Whether the deploy installs a systemd unit (systemd runs, and the deploy is root)."""
+        return self.state.systemd and self.state.euid == 0
 
 
 @dataclass
@@ -87,33 +151,26 @@ class Payload:
     def __init__(self, board: Board, transport: Transport) -> None:
         self.board, self.t = board, transport
         self.source = Path(supervisor.__file__).read_bytes()
-        self.installed = False  # the supervisor is on the board (else it goes on stdin)
 
-    def agent(self, *args: str, step: str, timeout: float = 600) -> Any:
-        """The supervisor's answer (JSON) to `args`; DeployError naming `step` when it fails."""
-        if self.installed:
-            done = self.t.run([self.t.python, SUPERVISOR, ROOT, *args], timeout=timeout)
-        else:
-            done = self.t.run([self.t.python, "-", ROOT, *args], timeout=timeout, stdin=self.source)
+    def agent(self, *args: str, step: str, answer: type[T], timeout: float = 600) -> T:
+        """The supervisor's answer to `args`, validated as `answer`; DeployError naming `step` when it
+        fails. The supervisor goes on stdin: this harness's, whatever the board has installed."""
+        done = self.t.run([self.t.python, "-", ROOT, *args], timeout=timeout, stdin=self.source)
         if done.returncode != 0:
             raise DeployError(f"{step}: {_last_line(done.stderr)}")
-        try:
-            return json.loads(done.stdout.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise DeployError(f"{step}: the board's answer is not JSON: {_last_line(done.stdout)}") from None
+        lines = done.stdout.decode(errors="replace").strip().splitlines() or [""]
+        return decode(lines[-1], answer, source=f"{step}: the board's answer", error=DeployError)
 
     def probe(self) -> Probe:
-        p = self.agent("probe", step="reaching the board")
-        found = Probe(p["arch"], p["python"], (p["libc"][1] or "0.0") if p["libc"][0] == "glibc" else "0.0",
-                      int(p["free_bytes"]), bool(p["systemd"]), p["euid"] == 0, p["root"], p["active"],
-                      tuple(p["installed"]), p["supervisor"])
-        if found.arch != self.board.spec.arch:
-            raise DeployError(f"board {self.board.name} answers as {found.arch}, but its profile says "
+        check = check_board(self.t)
+        if check.answer is None:
+            raise DeployError(f"board {self.board.name} has no python3 to install the runtime with: {check.why_no_python}")
+        if check.arch != self.board.spec.arch:
+            raise DeployError(f"board {self.board.name} answers as {check.arch}, but its profile says "
                               f"{self.board.spec.arch}: fix the profile")
-        if found.glibc == "0.0":
+        if check.answer.libc[0] != "glibc":
             raise DeployError(f"board {self.board.name} has no GNU C library: the runtime's wheels need one")
-        self.installed = self.t.run(["test", "-f", SUPERVISOR], timeout=60).returncode == 0
-        return found
+        return Probe(check.answer, self.agent("state", step="reaching the board", answer=State))
 
     def bundle_of(self, slot: str) -> bundle.Body | None:
         """The manifest of the bundle in `slot`, or None."""
@@ -127,50 +184,59 @@ class Payload:
             except OrbitliteError:
                 return None
 
-    def self_test(self, slot: str, step: str) -> dict:
+    def self_test(self, slot: str, step: str) -> Checked:
         done = self.t.run([f"{ROOT}/envs/{slot}/bin/python", "-m", "orbitlite", "onboard", "check-slot",
                            f"{ROOT}/slots/{slot}"], timeout=1800)
         if done.returncode != 0:
             raise DeployError(f"{step}: {_last_line(done.stderr)}")
-        return json.loads(done.stdout.decode().strip().splitlines()[-1])
+        lines = done.stdout.decode(errors="replace").strip().splitlines() or [""]
+        return decode(lines[-1], Checked, source=f"{step}: the board's answer", error=DeployError)
 
-    def install_supervisor(self, probe: Probe) -> None:
+    def install_supervisor(self, probe: Probe) -> bool:
+        """Install this harness's supervisor on the board (and its systemd unit, where systemd runs
+        and the deploy is root); whether it changed."""
+        there = self.agent("hashes", "supervisor", step="installing the supervisor", answer=Hashes).get("supervisor.py")
+        if there is not None and there[1] == hashlib.sha256(self.source).hexdigest():
+            return False
+        if probe.state.supervisor is not None and not probe.service_manager:
+            self.agent("stop", step="stopping the previous supervisor", answer=dict)
         with tempfile.TemporaryDirectory() as scratch:
             local = Path(scratch) / "supervisor.py"
             local.write_bytes(self.source)
             self.t.put(local, SUPERVISOR)
-            self.installed = True
-            if probe.systemd and probe.root_user:
+            if probe.service_manager:
                 unit = Path(scratch) / "orbitlite-payload.service"
                 unit.write_text(_unit(probe))
                 self.t.put(unit, UNIT)
                 self.t.run(["systemctl", "daemon-reload"], timeout=60).check("systemctl daemon-reload")
                 self.t.run(["systemctl", "enable", "orbitlite-payload.service"], timeout=60).check("enabling the unit")
+        return True
 
-    def ensure_running(self, probe: Probe) -> None:
-        if probe.systemd and probe.root_user:
-            self.t.run(["systemctl", "start", "orbitlite-payload.service"], timeout=120).check("starting the unit")
-        else:
-            self.agent("start", step="starting the supervisor")
+    def ensure_running(self, probe: Probe, restart: bool) -> None:
+        """The supervisor running, restarted when `restart` (its file changed)."""
+        if probe.service_manager:
+            self.t.run(["systemctl", "restart" if restart else "start", "orbitlite-payload.service"],
+                       timeout=120).check("starting the unit")
+        else:  # `start` runs the installed file, which a detached supervisor needs
+            self.t.run([self.t.python, SUPERVISOR, ROOT, "start"], timeout=120).check("starting the supervisor")
 
-    def switch(self, slot: str, trial_s: float, probe: Probe, step: str) -> float:
+    def switch(self, slot: str, trial_s: float, probe: Probe, step: str, restart: bool = False) -> float:
         """Make `slot` active on trial and wait until the supervisor confirms it; the seconds the
         service took to come up. DeployError when it went back to the previous slot."""
-        before = self.agent("status", step=step).get("fallback")
-        self.agent("switch", slot, "--trial", repr(trial_s), step=step)
+        before = self.agent("status", step=step, answer=Status).fallback
+        self.agent("switch", slot, "--trial", repr(trial_s), step=step, answer=dict)
         start = time.monotonic()
-        self.ensure_running(probe)
+        self.ensure_running(probe, restart)
         deadline = start + trial_s + SERVICE_TIMEOUT_MARGIN_S
         while time.monotonic() < deadline:
-            status = self.agent("status", step=step)
-            if status.get("fallback") not in (None, before):
-                back = status["fallback"]
-                raise DeployError(f"{step}: slot {slot} did not come up: {back['reason']}; the board went back to "
-                                  f"slot {back['to']}")
-            if status.get("slot") == slot and status.get("state") == "running" and not status.get("trial"):
+            status = self.agent("status", step=step, answer=Status)
+            if status.fallback is not None and status.fallback != before:
+                raise DeployError(f"{step}: slot {slot} did not come up: {status.fallback.reason}; the board went "
+                                  f"back to slot {status.fallback.to}")
+            if status.slot == slot and status.state == "running" and status.trial is None:
                 return time.monotonic() - start
-            if status.get("state") == "failed" and not status.get("trial") and probe.active is None:
-                raise DeployError(f"{step}: {status.get('reason')}; there is no previous slot to go back to")
+            if status.state == "failed" and status.trial is None and probe.active is None:
+                raise DeployError(f"{step}: {status.reason}; there is no previous slot to go back to")
             time.sleep(0.5)
         raise DeployError(f"{step}: the board's supervisor did not confirm slot {slot} within "
                           f"{trial_s + SERVICE_TIMEOUT_MARGIN_S:g} s")
@@ -182,7 +248,7 @@ Description=orbitlite payload (supervisor of orbitlite onboard serve, A/B slots)
 After=local-fs.target
 
 [Service]
-ExecStart=/usr/bin/python3 {probe.root}/supervisor/supervisor.py {probe.root} run
+ExecStart=/usr/bin/python3 {probe.state.root}/supervisor/supervisor.py {probe.state.root} run
 Restart=always
 RestartSec=2
 
@@ -226,7 +292,7 @@ def make_bundle(board: Board, transport: Transport, models: Sequence[Path], out:
             write_verified(cfg, encode_json(service_config(board, models), indent=2))
         watts = extra / "conf" / "board.json"
         write_verified(watts, encode_json(board.energy(), indent=2))
-        return bundle.build(list(models), out, files=[*wheels, watts], runtime=platform.runtime(), config=cfg)
+        return build_bundle(list(models), out, files=[*wheels, watts], runtime=platform.runtime(), config=cfg)
 
 
 def deploy(board: Board, transport: Transport, sources: Sequence[Path], *, config: Path | None = None,
@@ -255,54 +321,57 @@ def _deploy(payload: Payload, probe: Probe, folder: Path, body: bundle.Body, tri
     if body.runtime is None or body.config is None:
         raise DeployError(f"{folder}: the bundle carries no runtime or no service configuration (a bundle for "
                           f"the link, `hil link deploy`, not for `hil deploy`)")
-    if (body.runtime.arch, body.runtime.python) != (probe.arch, probe.python):
+    platform = probe.platform
+    if (body.runtime.arch, body.runtime.python) != (platform.arch, platform.python):
         raise DeployError(f"the bundle is for {body.runtime.arch} with Python {body.runtime.python}; board "
-                          f"{board.name} is {probe.arch} with Python {probe.python}")
-    if probe.active is not None and probe.active in probe.installed:
+                          f"{board.name} is {platform.arch} with Python {platform.python}")
+    if probe.active is not None and probe.active in probe.state.installed:
         running = payload.bundle_of(probe.active)
         if running is not None and running.id == body.id:
             report(f"bundle {body.id} is already active on slot {probe.active} of {board.name}: nothing to do")
             return Deployed(probe.active, body.id, probe.active, body.models, unchanged=True)
     size = sum(f.size for f in body.files.values())
-    if probe.free_bytes < ROOM_FACTOR * size:
-        raise DeployError(f"board {board.name} has {probe.free_bytes / 1e6:.0f} MB free under {probe.root}; the "
+    if probe.answer.disk_free < ROOM_FACTOR * size:
+        raise DeployError(f"board {board.name} has {probe.answer.disk_free / 1e6:.0f} MB free under {probe.state.root}; the "
                           f"bundle needs about {ROOM_FACTOR * size / 1e6:.0f} MB")
     slot = "b" if probe.active == "a" else "a"
     done = Deployed(slot, body.id, probe.active, body.models)
 
     step = "step 1 (transfer)"
     staging = f"incoming/{body.id}"
-    present = payload.agent("hashes", staging, step=step)
+    present = payload.agent("hashes", staging, step=step, answer=Hashes)
     names = [*sorted(body.files), bundle.MANIFEST_NAME]
     for name in names:
         listed = body.files.get(name)
-        if listed is not None and present.get(name) == [listed.size, listed.sha256]:
+        if listed is not None and present.get(name) == (listed.size, listed.sha256):
             done.kept_files += 1
             continue
         payload.t.put(folder / name, f"{ROOT}/{staging}/{name}")
         done.sent_files += 1
-    arrived = payload.agent("hashes", staging, step=step)
+    arrived = payload.agent("hashes", staging, step=step, answer=Hashes)
+    strays = sorted(set(arrived) - set(names))  # what a cut transfer left half-way
+    if strays:
+        payload.t.run(["rm", "-f", "--", *(f"{ROOT}/{staging}/{name}" for name in strays)], timeout=60)
     for name, listed in body.files.items():
-        if arrived.get(name) != [listed.size, listed.sha256]:
+        if arrived.get(name) != (listed.size, listed.sha256):
             payload.t.run(["rm", "-f", "--", f"{ROOT}/{staging}/{name}"], timeout=60)
             raise DeployError(f"{step}: {name} on the board is not the file the bundle lists (size or sha256); "
                               f"slot {probe.active or 'none'} still runs")
     report(f"{step}: {done.sent_files} files sent, {done.kept_files} already on the board, hashes checked")
 
     step = "step 2 (install)"
-    answer = payload.agent("install", slot, staging, body.runtime.requirement, step=f"{step} into slot {slot}",
-                           timeout=3600)
-    done.runtime = answer["runtime"]
+    done.runtime = payload.agent("install", slot, staging, body.runtime.requirement, step=f"{step} into slot {slot}",
+                                 answer=Installed, timeout=3600).runtime
     report(f"{step}: slot {slot}, runtime {done.runtime}")
 
     step = "step 3 (self-test)"
     checked = payload.self_test(slot, f"{step} in slot {slot}")
-    report(f"{step}: slot {slot}: {', '.join(checked['models'])} reproduce the ground's outputs "
-           f"(Python {checked['python']} on {checked['arch']}, {checked['interpreter']})")
+    report(f"{step}: slot {slot}: {', '.join(checked.models)} reproduce the ground's outputs "
+           f"(Python {checked.python} on {checked.arch}, {checked.interpreter})")
 
     step = "step 4 (switch)"
-    payload.install_supervisor(probe)
-    done.service_s = payload.switch(slot, trial_s, probe, step)
+    changed = payload.install_supervisor(probe)
+    done.service_s = payload.switch(slot, trial_s, probe, step, restart=changed)
     report(f"{step}: slot {slot} active, the service up on it in {done.service_s:.1f} s")
     return done
 
@@ -315,11 +384,10 @@ def rollback(board: Board, transport: Transport, *, trial_s: float = supervisor.
     if probe.active is None:
         raise DeployError(f"board {board.name} has no active slot: nothing to roll back")
     slot = "b" if probe.active == "a" else "a"
-    if slot not in probe.installed or not payload.installed:
+    if slot not in probe.state.installed:
         raise DeployError(f"slot {slot} of board {board.name} holds no installed bundle: nothing to roll back to")
-    body = payload.bundle_of(slot)
     checked = payload.self_test(slot, f"self-test of slot {slot}")
-    report(f"self-test: slot {slot}: {', '.join(checked['models'])} reproduce the ground's outputs")
-    seconds = payload.switch(slot, trial_s, probe, "switch")
+    report(f"self-test: slot {slot}: {', '.join(checked.models)} reproduce the ground's outputs")
+    seconds = payload.switch(slot, trial_s, probe, "switch", restart=payload.install_supervisor(probe))
     report(f"slot {slot} active, the service up on it in {seconds:.1f} s")
-    return Deployed(slot, body.id if body else "?", probe.active, checked["models"], service_s=seconds)
+    return Deployed(slot, checked.bundle, probe.active, list(checked.models), service_s=seconds)

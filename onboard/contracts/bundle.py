@@ -8,7 +8,8 @@ the slot.
      "runtime": {"arch": "aarch64", "python": "3.11", "requirement": "orbitlite==0.1.0"},
      "config": "service.json"}
 
-Every model ships with its manifest and its self-test vectors beside it (onboard/contracts/
+The ground builds bundles (hil/deploy/bundle.py); the board reads and checks them (`read`,
+`verify`). Every model ships with its manifest and its self-test vectors beside it (onboard/inference/
 selftest.py); file names are kept, since the service's config names its models through the active
 slot (`slots/active/cnn-l.tflite`). A bundle deployed by `hil deploy` also carries the runtime:
 `runtime` names the board's arch and Python, and the files include a wheel of the runtime and of
@@ -24,23 +25,18 @@ a listed file that is a symbolic link or differs in size or sha256. A bundle's i
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 import stat
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-import msgspec
 from msgspec import Meta
 
-from onboard.contracts import selftest
-from onboard.contracts.manifest import read_manifest, sidecar_path
 from onboard.errors import BundleError
-from onboard.files import sha256_file, write_verified
-from onboard.schema import Count, FileName, Schema, Sha256, decode, decode_contract, read_bounded
+from onboard.files import sha256_file
+from onboard.schema import Count, FileName, Schema, Sha256, decode_contract, read_bounded
 
 SCHEMA = "orbitlite/bundle"
 VERSION = 2
@@ -97,46 +93,6 @@ class Body(Schema):
 def bundle_id(hashes: dict[str, str]) -> str:
     canonical = "".join(f"{name}\0{hashes[name]}\n" for name in sorted(hashes))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def build(models: list[Path], out: Path, *, files: Iterable[Path] = (), runtime: Runtime | None = None,
-          config: Path | None = None) -> Body:
-    """Write into the empty or absent folder `out` the bundle of `models` (each with its manifest,
-    which must match it, and the self-test vectors recorded for it here), of `files` as they are
-    (the wheels of `runtime`, a board profile) and of the service `config`, when given; its
-    manifest, as the board will read it."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if any(out.iterdir()):
-        raise BundleError(f"{out} is not empty: a bundle is built into a folder of its own")
-    sources: dict[str, Path] = {}
-    for model in map(Path, models):
-        manifest = read_manifest(sidecar_path(model))
-        if sha256_file(model) != manifest.sha256:
-            raise BundleError(f"{model} does not match its manifest's sha256: it is not the model the manifest "
-                              f"describes")
-        vectors = out / selftest.vectors_path(Path(model.name)).name
-        write_verified(vectors, selftest.record(model))
-        for f in (model, sidecar_path(model), vectors):
-            if f.name in sources:
-                raise BundleError(f"two files of the bundle are named {f.name}")
-            sources[f.name] = f
-    for f in [*map(Path, files), *([Path(config)] if config else [])]:
-        if f.name in sources:
-            raise BundleError(f"two files of the bundle are named {f.name}")
-        sources[f.name] = f
-    for name, f in sources.items():
-        if f.parent != out:
-            shutil.copyfile(f, out / name)
-    body = {"schema": SCHEMA, "version": VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "files": {name: {"size": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
-                      for name in sorted(sources)},
-            "runtime": None if runtime is None else msgspec.to_builtins(runtime),
-            "config": None if config is None else Path(config).name}
-    listed = (json.dumps(body, indent=2) + "\n").encode()
-    checked = decode(listed, Body, source="the bundle manifest would be refused by the payload", error=BundleError)
-    write_verified(out / MANIFEST_NAME, listed)
-    return checked
 
 
 def read(folder: Path) -> Body:

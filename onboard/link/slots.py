@@ -18,7 +18,8 @@ import stat
 import threading
 from pathlib import Path, PurePosixPath
 
-from onboard.contracts import bundle, selftest
+from onboard.contracts import bundle
+from onboard.inference import selftest
 from onboard.contracts.manifest import sidecar_path
 from onboard.errors import SlotError
 from onboard.service.supervisor import switch_link

@@ -1,12 +1,12 @@
 """The payload's supervisor and slot keeper: it keeps `orbitlite onboard serve` running from the
 active slot, and puts a newly switched slot on trial, going back to the previous one by itself when
 the service does not come up on it; and it does the board's side of a deploy (`hil deploy`):
-report the board, hash what arrived, install a bundle into a slot's runtime. The board's service
+report the slots, hash what arrived, install a bundle into a slot's runtime. The board's service
 manager keeps the supervisor running: a systemd unit on a real board (`hil deploy` installs it), or
 `start` where there is no systemd (the emulated board, a container). It uses the standard library
 alone and runs on the board's own `python3`, outside either slot, so that no slot's runtime can
 break it (and before any runtime is installed: `hil deploy` sends it on stdin, `python3 - ROOT
-probe`, until it is installed as `ROOT/supervisor/supervisor.py`).
+state`, until it is installed as `ROOT/supervisor/supervisor.py`).
 
     python3 supervisor.py ROOT run                 the supervisor, in the foreground
     python3 supervisor.py ROOT start               the same, detached, unless one runs already
@@ -14,7 +14,7 @@ probe`, until it is installed as `ROOT/supervisor/supervisor.py`).
     python3 supervisor.py ROOT switch SLOT [--trial SECONDS]
                                                    make SLOT active, on trial, and restart the service
     python3 supervisor.py ROOT status              what it is doing, as JSON
-    python3 supervisor.py ROOT probe               the board: arch, Python, libc, free disk, slots
+    python3 supervisor.py ROOT state               the slots, the supervisor, the service manager
     python3 supervisor.py ROOT hashes DIR          size and sha256 of each file in ROOT/DIR, as JSON
     python3 supervisor.py ROOT install SLOT DIR REQUIREMENT
                                                    move ROOT/DIR (a bundle that arrived) into slots/SLOT,
@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,7 +312,9 @@ def cmd_stop(paths: Paths) -> int:
         deadline = time.monotonic() + STOP_GRACE_S + 5
         while running_pid(paths) is not None and time.monotonic() < deadline:
             time.sleep(0.05)
-    return 0 if running_pid(paths) is None else 1
+    stopped = running_pid(paths) is None
+    print(json.dumps({"stopped": stopped}))
+    return 0 if stopped else 1
 
 
 def cmd_switch(paths: Paths, slot: str, trial_s: float) -> int:
@@ -332,35 +336,22 @@ def cmd_switch(paths: Paths, slot: str, trial_s: float) -> int:
     return 0
 
 
-def cmd_probe(paths: Paths) -> int:
-    import platform
-    probe = paths.root
-    while not probe.exists():
-        probe = probe.parent
-    disk = os.statvfs(probe)
-    active = active_of(paths.slots)
+def cmd_state(paths: Paths) -> int:
     print(json.dumps({
-        "arch": platform.machine(), "python": "%d.%d" % sys.version_info[:2],
-        "python_full": platform.python_version(), "libc": list(platform.libc_ver()),
-        "free_bytes": disk.f_bavail * disk.f_frsize, "systemd": os.path.isdir("/run/systemd/system"),
-        "euid": os.geteuid(), "root": str(paths.root), "active": active,
+        "root": str(paths.root), "active": active_of(paths.slots),
         "installed": [s for s in SLOTS if paths.python(s).exists() and (paths.slots / s / CONFIG).is_file()],
-        "supervisor": running_pid(paths) if paths.dir.is_dir() else None}))
+        "supervisor": running_pid(paths) if paths.dir.is_dir() else None,
+        "systemd": os.path.isdir("/run/systemd/system"), "euid": os.geteuid()}))
     return 0
 
 
 def cmd_hashes(paths: Paths, folder: str) -> int:
-    import hashlib
     where = _inside(paths, folder)
     found = {}
     if where.is_dir():
         for entry in sorted(os.scandir(where), key=lambda e: e.name):
             if entry.is_file(follow_symlinks=False):
-                h = hashlib.sha256()
-                with open(entry.path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
-                found[entry.name] = [entry.stat().st_size, h.hexdigest()]
+                found[entry.name] = [entry.stat().st_size, _sha256(Path(entry.path))]
     print(json.dumps(found))
     return 0
 
@@ -375,7 +366,6 @@ def _inside(paths: Paths, folder: str) -> Path:
 
 def cmd_install(paths: Paths, slot: str, folder: str, requirement: str) -> int:
     """Put the bundle in ROOT/`folder` into `slot` (not the active one) and its runtime into envs/`slot`."""
-    import shutil
     if active_of(paths.slots) == slot:
         print(f"slot {slot} is the active one: a bundle goes into the other slot", file=sys.stderr)
         return 1
@@ -395,14 +385,15 @@ def cmd_install(paths: Paths, slot: str, folder: str, requirement: str) -> int:
     shutil.rmtree(env, ignore_errors=True)
     steps = [[sys.executable, "-m", "venv", str(env)],
              [str(env / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-cache-dir",
-              "--disable-pip-version-check", "--no-warn-script-location", "--find-links", str(paths.slots / slot),
+              "--disable-pip-version-check", "--no-warn-script-location", "--no-compile", "--find-links", str(paths.slots / slot),
               requirement]]
     for argv in steps:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if done.returncode != 0:
             shutil.rmtree(env, ignore_errors=True)
-            lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-            print(lines[-1] if lines else f"{argv[2]} failed", file=sys.stderr)
+            lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+            said = [line for line in lines if line.startswith("ERROR:")] or lines[-1:] or [f"{argv[2]} failed"]
+            print(said[0], file=sys.stderr)
             return 1
     _write_json(marker, {"wheels": _wheel_hashes(paths.slots / slot, wheels)})
     print(json.dumps({"slot": slot, "runtime": "installed"}))
@@ -410,15 +401,22 @@ def cmd_install(paths: Paths, slot: str, folder: str, requirement: str) -> int:
 
 
 def _wheel_hashes(folder: Path, wheels: list[str]) -> dict:
-    import hashlib
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in wheels}
+    return {name: _sha256(folder / name) for name in wheels}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="supervisor.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "start", "stop", "status", "probe"):
+    for name in ("run", "start", "stop", "status", "state"):
         sub.add_parser(name)
     sub.add_parser("hashes").add_argument("folder")
     install = sub.add_parser("install")
@@ -440,8 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_stop(paths)
     if args.command == "switch":
         return cmd_switch(paths, args.slot, args.trial)
-    if args.command == "probe":
-        return cmd_probe(paths)
+    if args.command == "state":
+        return cmd_state(paths)
     if args.command == "hashes":
         return cmd_hashes(paths, args.folder)
     if args.command == "install":

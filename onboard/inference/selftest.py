@@ -1,4 +1,4 @@
-"""Self-test vectors, part of contract 4 (the bundle): reference tiles for one model and the raw
+"""Self-test vectors, part of contract 4 (the bundle; onboard/contracts/bundle.py): reference tiles for one model and the raw
 outputs the ground recorded for them, so the board can check, before it switches to a slot, that
 its runtime (interpreter, `onboard._native` pre-processing, the model file) computes what the
 ground computed. A bundle carries one per model, `MODEL.tflite.selftest` (msgpack):
