@@ -42,7 +42,8 @@ def test_hil_bench_of_local_through_the_serial_link(payload, ground_models, tmp_
     m = r.measured
     assert r.board.name == "local" and r.board.transport == "serial" and r.board.cores == 2
     assert m.main.batch == 8 and m.main.count >= 5 and len(m.latencies_us) == m.main.count and m.valid
-    assert m.main.tiles_per_s > 0 and 0 < m.main.min_us <= m.main.p50_us <= m.main.p90_us <= m.main.p99_us <= m.main.max_us
+    assert m.main.tiles_per_s > 0
+    assert 0 < m.main.min_us <= m.main.p50_us <= m.main.p90_us <= m.main.p99_us <= m.main.max_us
     assert [t.threads for t in m.threads_sweep] == [1, 2] and [t.batch for t in m.batch_sweep] == [1, 8]
     assert m.end_to_end.tiles == 25 and m.end_to_end.tiles_per_s > 0 and m.end_to_end.peak_rss_mb > 10
     assert r.energy.source == "modelled" and r.energy.busy_seconds == m.end_to_end.seconds
@@ -80,7 +81,8 @@ def test_a_bench_of_files_that_are_not_uploaded_ones_is_refused_in_one_line(payl
             ({"model": "files/good.tflite", "scene": "spool/s.npy"}, "'spool/s.npy': name a file directly in files/"),
             ({"model": "files/good.tflite", "threads": 65}, "bench: threads: Expected `int` <= 64"),
             ({"model": "files/good.tflite", "batches": []}, "bench: batches: Expected `array` of length >= 1"),
-            ({"model": "files/good.tflite", "rule": {"max_seconds": 0}}, "bench: rule.max_seconds: Expected `float` > 0.0"),
+            ({"model": "files/good.tflite", "rule": {"max_seconds": 0}},
+             "bench: rule.max_seconds: Expected `float` > 0.0"),
         ]:
             with pytest.raises(TransportError) as refused:
                 link.call("bench", **args)

@@ -47,6 +47,7 @@ Clock = Callable[[], float]
 # A frequency after the run below this fraction of the one before it is reported as throttling.
 FREQUENCY_DROP = 0.9
 END_TO_END_TIMEOUT = 3600.0
+ORBITLITE = (sys.executable, "-m", "orbitlite")  # this runtime, as a child process runs it
 MAX_THREADS = 64
 MAX_BATCH = 65536
 Threads = Annotated[int, Meta(ge=1, le=MAX_THREADS)]
@@ -245,7 +246,7 @@ def versions(interpreter: str) -> Versions:
 
 def bench_board(model_path: Path, *, threads: int, batch: int, cores: int, batches: Sequence[int], rule: Rule,
                 scene: Path | None = None, bands: str | None = None, interpreter: str = "auto",
-                accelerator: str = "cpu", orbitlite: Sequence[str] = (sys.executable, "-m", "orbitlite")) -> Measured:
+                accelerator: str = "cpu", orbitlite: Sequence[str] = ORBITLITE) -> Measured:
     """Everything the harness measures on the board (see the module's docstring)."""
     before = cpu_state()
     main, latencies = benchmark(model_path, threads, batch, rule, interpreter, accelerator)

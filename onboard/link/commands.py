@@ -48,7 +48,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict
@@ -61,7 +60,7 @@ from msgspec.structs import replace
 from onboard.contracts.bench import decode_measured
 from onboard.errors import BenchError, BudgetError, LinkError, OrbitliteError, SlotError, StoreError, TransferError
 from onboard.files import write_verified
-from onboard.inference.bench import BenchArgs, bench_argv, bench_seconds
+from onboard.inference.bench import ORBITLITE, BenchArgs, bench_argv, bench_seconds
 from onboard.link.endpoint import Endpoint, Handler
 from onboard.link.files import FileService
 from onboard.link.port import open_port
@@ -72,7 +71,6 @@ from onboard.service.loop import Service
 
 FILES = "files"
 BENCH_RESULT = "bench/result.json"  # under the root: what the last `bench` measured
-ORBITLITE = (sys.executable, "-m", "orbitlite")  # the runtime that serves, for the bench's child
 STOP_POLL = 0.5  # s between looks at the service's stop while a bench runs
 
 
