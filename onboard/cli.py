@@ -12,7 +12,7 @@ import click
 from onboard.contracts.bench import Rule
 from onboard.contracts.product import NODATA
 from onboard.errors import ConfigError, OrbitliteError
-from onboard.inference.bench import bench_board, sweep_and_rule_options
+from onboard.inference.bench import MAX_BATCH, MAX_THREADS, bench_board, sweep_and_rule_options
 from onboard.inference.model import interpreter_class
 from onboard.inference.screening import Screening
 from onboard.contracts.bundle import read as read_bundle
@@ -121,9 +121,11 @@ def _roi(text: str | None) -> tuple[int, int, int, int] | None:
 @onboard.command()
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
               help="The .tflite model; its manifest (MODEL.json) must lie beside it.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536), help="Tiles per invoke.")
-@click.option("--cores", type=click.IntRange(1, 64), help="The thread sweep runs 1..cores [default: this CPU's count].")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, MAX_THREADS),
+              help="Interpreter threads.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, MAX_BATCH), help="Tiles per invoke.")
+@click.option("--cores", type=click.IntRange(1, MAX_THREADS),
+              help="The thread sweep runs 1..cores [default: this CPU's count].")
 @sweep_and_rule_options
 @click.option("--scene", type=click.Path(path_type=Path), help="Also time `onboard run` on this scene end to end.")
 @click.option("--bands", help="The scene's band names, as for `onboard run`.")

@@ -20,8 +20,9 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from hil.boards.profile import SshSpec
-from hil.boards.transport import Completed
+from hil.boards.transport import WORK, Completed, bench_by_command
 from hil.errors import TransportError
+from onboard.inference.bench import BenchArgs
 
 SSH_FAILED = 255  # the exit status ssh gives for its own failures
 
@@ -31,6 +32,7 @@ class SshTransport:
 
     name = "ssh"
     python = "python3"
+    work = WORK
 
     def __init__(self, spec: SshSpec) -> None:
         self.spec = spec
@@ -98,6 +100,9 @@ class SshTransport:
         if done.returncode == 127 and b"not found" in done.stderr:
             raise TransportError(f"{argv[0]}: no such program on the board")
         return done
+
+    def bench(self, args: BenchArgs, *, timeout: float) -> bytes:
+        return bench_by_command(self, args, timeout)
 
     def _alive(self) -> bool:
         check = self._call(self._ssh("-O", "check"), timeout=10, what="checking the connection")
