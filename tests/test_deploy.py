@@ -21,6 +21,7 @@ import pytest
 
 from hil.bench.run import BENCH_SCENE
 from onboard.contracts import bundle
+from onboard.contracts.bench import read_bench
 from onboard.files import sha256_file
 from tests.conftest import assert_one_line_error, orbitlite
 from tests.emulated import emulated_board, on_board  # noqa: F401 (the fixture)
@@ -140,6 +141,19 @@ def test_a_good_deploy_then_another_into_the_other_slot(board, bundles):
     assert f"bundle {bundle.read(bundles['second']).id}" in second.stdout
     running(board, "b")
     assert products(board) == 1
+
+
+def test_a_bench_on_the_board_over_ssh_runs_the_deployed_runtime(board, ground_models, tmp_path):
+    result = orbitlite("hil", "bench", "--board", BOARD, "--model", str(ground_models["tflite"]), "--out",
+                       str(tmp_path), "--batch", "8", "--batches", "1,8", "--min-runs", "5", "--min-seconds", "0")
+    assert result.returncode == 0, result.stderr
+    r = read_bench(tmp_path / "result.json")
+    assert (r.board.name, r.board.transport, r.board.emulated) == (BOARD, "ssh", True)
+    assert r.measured.machine == "aarch64" and r.measured.main.interpreter == "ai_edge_litert"
+    assert r.measured.main.count >= 5 and r.tiles_per_s > 0 and r.measured.end_to_end.tiles > 0
+    assert [t.threads for t in r.measured.threads_sweep] == [1, 2]
+    assert "(EMULATED)" in result.stdout and (tmp_path / "report.html").is_file()
+    running(board, "b")
 
 
 def test_the_same_bundle_twice_does_nothing(board, bundles):

@@ -39,6 +39,7 @@ class SerialTransport:
 
     name = "serial"
     python = "python3"
+    runtime = ()  # the payload runs its own: `bench` is a link command
     work = FILES  # the payload's upload area for files to work with
 
     def __init__(self, spec: SerialSpec) -> None:

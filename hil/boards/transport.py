@@ -21,6 +21,9 @@ from hil.errors import TransportError
 from onboard.inference.bench import BenchArgs, bench_argv
 
 WORK = "orbitlite-bench"  # a transport's `work` where it runs commands
+PAYLOAD = "payload"  # the payload's root that `hil deploy` installs, in the board's folder for the harness
+# the deployed runtime, from the active slot (hil deploy installs this launcher)
+RUNTIME = f"{PAYLOAD}/bin/orbitlite"
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class Transport(Protocol):
     """What the harness needs of a way to a board."""
 
     name: str
-    python: str  # the board's Python, that runs the runtime: `python3` on a board, this one's locally
+    python: str  # the board's own Python (stdlib scripts): `python3` on a board, this one's locally
+    runtime: tuple[str, ...]  # what runs orbitlite on the board: the deployed one, this one's locally
     work: str  # where the harness puts the files it works with (a model to bench), relative
 
     def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> Completed:
@@ -70,8 +74,14 @@ class Transport(Protocol):
 
 def bench_by_command(transport: Transport, args: BenchArgs, timeout: float) -> bytes:
     """The board-side bench as a command on the board, for a transport that runs commands."""
-    argv = [transport.python, "-m", "orbitlite", *bench_argv(args)]
-    return transport.run(argv, timeout=timeout).check("orbitlite onboard bench").stdout
+    try:
+        done = transport.run([*transport.runtime, *bench_argv(args)], timeout=timeout)
+    except TransportError as exc:
+        if "no such program" not in str(exc):
+            raise
+        raise TransportError(f"orbitlite is not deployed on the board: `orbitlite hil deploy --board B MODEL` "
+                             f"first ({exc})") from None
+    return done.check("orbitlite onboard bench").stdout
 
 
 class LocalTransport:
@@ -79,6 +89,7 @@ class LocalTransport:
 
     name = "local"
     python = sys.executable  # this machine's runtime is the one running the harness
+    runtime = (sys.executable, "-m", "orbitlite")
     work = WORK
 
     def __init__(self, workdir: Path) -> None:

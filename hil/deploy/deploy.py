@@ -33,7 +33,7 @@ from msgspec import Meta
 
 from hil.boards.check import Answer, check_board
 from hil.boards.profile import Board
-from hil.boards.transport import Transport
+from hil.boards.transport import PAYLOAD, RUNTIME, Transport
 from hil.deploy import runtime
 from hil.deploy.bundle import build_bundle
 from hil.errors import DeployError, TransportError
@@ -44,10 +44,16 @@ from onboard.files import write_verified
 from onboard.schema import Count, FileName, Finite, Name, Schema, Sha256, Text, decode, encode_json
 from onboard.service import supervisor
 
-ROOT = "payload"  # the payload's root on the board, in the transport's folder
+ROOT = PAYLOAD  # the payload's root on the board, in the transport's folder
 BUILD = "orbitlite-build"  # where the board builds orbitlite's wheel, in the transport's folder
 SUPERVISOR = f"{ROOT}/supervisor/supervisor.py"
 UNIT = "/etc/systemd/system/orbitlite-payload.service"
+# RUNTIME: orbitlite from the active slot's runtime, for the harness's commands (`hil bench`)
+LAUNCHER = """#!/bin/sh
+# orbitlite from the active slot's runtime (installed by orbitlite hil deploy)
+root="$(cd "$(dirname "$0")/.." && pwd)"
+exec "$root/envs/$(readlink "$root/slots/active")/bin/python" -P -m orbitlite "$@"
+"""
 SERVICE_TIMEOUT_MARGIN_S = 30.0
 ROOM_FACTOR = 4  # the bundle arrives, moves into its slot, and its wheels unpack into the runtime
 Report = Callable[[str], None]
@@ -185,7 +191,7 @@ class Payload:
                 return None
 
     def self_test(self, slot: str, step: str) -> Checked:
-        done = self.t.run([f"{ROOT}/envs/{slot}/bin/python", "-m", "orbitlite", "onboard", "check-slot",
+        done = self.t.run([f"{ROOT}/envs/{slot}/bin/python", "-P", "-m", "orbitlite", "onboard", "check-slot",
                            f"{ROOT}/slots/{slot}"], timeout=1800)
         if done.returncode != 0:
             raise DeployError(f"{step}: {_last_line(done.stderr)}")
@@ -194,7 +200,11 @@ class Payload:
 
     def install_supervisor(self, probe: Probe) -> bool:
         """Install this harness's supervisor on the board (and its systemd unit, where systemd runs
-        and the deploy is root); whether it changed."""
+        and the deploy is root), and the runtime's launcher; whether the supervisor changed."""
+        with tempfile.TemporaryDirectory() as scratch:
+            (Path(scratch) / "orbitlite").write_text(LAUNCHER)
+            self.t.put(Path(scratch) / "orbitlite", RUNTIME)
+            self.t.run(["chmod", "755", RUNTIME], timeout=60).check("installing the runtime's launcher")
         there = self.agent("hashes", "supervisor", step="installing the supervisor", answer=Hashes).get("supervisor.py")
         if there is not None and there[1] == hashlib.sha256(self.source).hexdigest():
             return False

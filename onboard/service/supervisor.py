@@ -156,7 +156,7 @@ class Supervisor:
             log.write(f"--- {_now()} starting the service on slot {self.slot}\n".encode())
             log.flush()
             self.child = subprocess.Popen(
-                [str(python), "-m", "orbitlite", "onboard", "serve", str(self.p.slots / ACTIVE / CONFIG),
+                [str(python), "-P", "-m", "orbitlite", "onboard", "serve", str(self.p.slots / ACTIVE / CONFIG),
                  "--ready", str(self.p.ready)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 cwd=self.p.root, start_new_session=True)
         self.started = time.monotonic()
