@@ -70,3 +70,30 @@ def test_a_slot_is_its_whole_bundle_and_nothing_else(slot, tmp_path):
     os.symlink(tmp_path / "p.tflite", slot / "p.tflite")
     with pytest.raises(BundleError, match="p.tflite is a symbolic link or a folder"):
         bundle.verify(slot)
+
+
+def test_a_runtime_travels_with_its_wheels_and_a_config_is_a_listed_file(slot):
+    listed = json.loads((slot / bundle.MANIFEST_NAME).read_text())
+    wheel = {"size": 1, "sha256": "ab" * 32}
+    runtime = {"arch": "aarch64", "python": "3.11", "requirement": "orbitlite==0.1.0"}
+    for body, why in (({**listed, "runtime": runtime}, "wheels travel with a runtime"),
+                      ({**listed, "files": {**listed["files"], "numpy-2.4.6-cp311-cp311-linux_aarch64.whl": wheel}},
+                       "wheels travel with a runtime"),
+                      ({**listed, "config": "service.json"}, "config names service.json, which the bundle does not"),
+                      ({**listed, "runtime": {**runtime, "arch": "sparc"}}, "runtime.arch"),
+                      ({**listed, "runtime": {**runtime, "requirement": "numpy==1.0"}}, "runtime.requirement"),
+                      ({**listed, "version": 1}, "version 1; this reader knows version 2")):
+        (slot / bundle.MANIFEST_NAME).write_text(json.dumps(body))
+        with pytest.raises(BundleError, match=why):
+            bundle.verify(slot)
+
+
+def test_a_bundles_identity_is_its_files_not_when_it_was_built(ground_models, tmp_path):
+    first = build_bundle([ground_models["tflite"]], tmp_path / "one")
+    again = build_bundle([ground_models["tflite"]], tmp_path / "two")
+    assert first.id == again.id and len(first.id) == 16
+    (tmp_path / "two" / "p.tflite.selftest").write_bytes(b"other")
+    assert bundle.bundle_id({n: f.sha256 for n, f in first.files.items()}) == first.id
+    assert bundle.bundle_id({**{n: f.sha256 for n, f in first.files.items()}, "p.tflite.selftest": "0" * 64}) != first.id
+    with pytest.raises(BundleError, match="is not empty"):
+        build_bundle([ground_models["tflite"]], tmp_path / "one")

@@ -106,6 +106,18 @@ def _read_json(path: Path) -> dict | None:
     return body if isinstance(body, dict) else None
 
 
+def _read_trial(path: Path) -> dict | None:
+    """trial.json as `switch` writes it, or None (absent, or anything else: it is removed)."""
+    body = _read_json(path)
+    if body is None:
+        return None
+    seconds = body.get("seconds")
+    if body.get("slot") in SLOTS and body.get("previous") in SLOTS and body["previous"] != body["slot"] \
+            and isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 < seconds <= MAX_TRIAL_S:
+        return {"slot": body["slot"], "previous": body["previous"], "seconds": float(seconds)}
+    return None
+
+
 class Paths:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
@@ -141,9 +153,9 @@ class Supervisor:
     # --- the service -------------------------------------------------------------------------
     def _start(self) -> None:
         self.slot = active_of(self.p.slots)
-        self.trial = _read_json(self.p.trial)
-        if self.trial is not None and self.trial.get("slot") != self.slot:
-            self.p.trial.unlink(missing_ok=True)  # a trial of a slot no longer active
+        self.trial = _read_trial(self.p.trial)
+        if self.trial is None or self.trial["slot"] != self.slot:
+            self.p.trial.unlink(missing_ok=True)  # a trial of a slot no longer active, or not one a switch wrote
             self.trial = None
         self.p.ready.unlink(missing_ok=True)
         if self.slot is None:
@@ -186,11 +198,11 @@ class Supervisor:
     def _fall_back(self, reason: str) -> None:
         trial, self.trial = self.trial, None
         self._stop_child()
-        previous = trial.get("previous") if trial else None
+        previous = trial["previous"] if trial else None
         self.p.trial.unlink(missing_ok=True)
         if previous in SLOTS:
             switch_link(self.p.slots, previous)
-        self.fallback = {"from": trial.get("slot") if trial else None, "to": previous, "reason": reason,
+        self.fallback = {"from": trial["slot"] if trial else None, "to": previous, "reason": reason,
                          "at": _now()}
         self._log(f"slot {self.fallback['from']} failed its trial ({reason}): back to slot {previous}")
         self.backoff = 0.0
@@ -222,8 +234,8 @@ class Supervisor:
                 self.p.trial.unlink(missing_ok=True)
                 self._log(f"slot {self.slot} confirmed")
             self._save()
-        elif self.trial is not None and time.monotonic() - self.started > float(self.trial.get("seconds", 0)):
-            self._fall_back(f"the service on slot {self.slot} was not ready within {self.trial.get('seconds')} s")
+        elif self.trial is not None and time.monotonic() - self.started > self.trial["seconds"]:
+            self._fall_back(f"the service on slot {self.slot} was not ready within {self.trial['seconds']:g} s")
 
     def _save(self) -> None:
         _write_json(self.p.status, {
