@@ -147,7 +147,8 @@ def test_what_the_supervisor_reads_is_refused_or_ignored_when_it_is_not_its_own(
         assert agent(root, "state").returncode == 0 and json.loads(agent(root, "state").stdout)["active"] is None
     supervisor.switch_link(root / "slots", "a")
     # folders it is asked about are under the root, named plainly
-    for folder in ("..", "../..", "/etc", "slots/../..", "./slots"):
+    os.symlink(outside, root / "linked")
+    for folder in ("..", "../..", "/etc", "slots/../..", "./slots", "slots//a", "linked", "linked/x"):
         done = agent(root, "hashes", folder)
         assert done.returncode != 0 and "a folder under the payload's root is wanted" in done.stderr
     assert json.loads(agent(root, "hashes", "slots/a").stdout)["bundle.json"][0] > 0

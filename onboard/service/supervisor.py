@@ -370,10 +370,15 @@ def cmd_hashes(paths: Paths, folder: str) -> int:
 
 def _inside(paths: Paths, folder: str) -> Path:
     """ROOT/`folder`, refused unless it is a plain relative path under ROOT."""
-    parts = Path(folder).parts
-    if not parts or Path(folder).is_absolute() or any(p in ("..", ".") for p in parts):
+    parts = folder.split("/")
+    if any(p in ("", ".", "..") for p in parts):
         raise SystemExit(f"{folder!r}: a folder under the payload's root is wanted")
-    return paths.root.joinpath(*parts)
+    where = paths.root
+    for part in parts:
+        where = where / part
+        if where.is_symlink():
+            raise SystemExit(f"{folder!r}: {part} is a symbolic link; a folder under the payload's root is wanted")
+    return where
 
 
 def cmd_install(paths: Paths, slot: str, folder: str, requirement: str) -> int:
