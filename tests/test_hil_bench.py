@@ -226,3 +226,18 @@ def test_hil_bench_of_a_missing_model(tmp_path):
 def test_hil_bench_of_an_unknown_board(tmp_path):
     assert_one_line_error(orbitlite("hil", "bench", "--board", "cray-1", "--model", "m.tflite", "--out",
                                     str(tmp_path)), "no board profile 'cray-1'; known", "rpi-emulated")
+
+
+def test_cpu_against_edge_tpu_needs_a_board_with_one_and_a_model_compiled_for_it(ground_models, tmp_path):
+    model = str(ground_models["tflite"])
+    assert_one_line_error(orbitlite("hil", "bench", "--model", model, "--edgetpu-model", model, "--out",
+                                    str(tmp_path / "out")), "board local has no Edge TPU")
+    profile = (ROOT / "hil/boards/profiles/local.toml").read_text().replace('accelerator = "none"',
+                                                                           'accelerator = "edgetpu-usb"')
+    assert 'accelerator = "edgetpu-usb"' in profile
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "local.toml").write_text(profile)
+    assert_one_line_error(orbitlite("hil", "bench", "--boards-dir", str(tmp_path / "boards"), "--model", model,
+                                    "--edgetpu-model", model, "--out", str(tmp_path / "out"), "--batches", "1",
+                                    "--min-runs", "2", "--min-seconds", "0"),
+                          "is compiled for cpu, not for the Edge TPU")

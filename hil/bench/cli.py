@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from hil.bench.report import COMPARE_HEAD, compare_rows, write_compare, write_report
-from hil.bench.run import BENCH_BANDS, DEFAULT_GSD_M, Options, run_bench
+from hil.bench.run import BENCH_BANDS, DEFAULT_GSD_M, Options, checked_model, run_bench
 from hil.boards.cli import boards_dir_option
 from hil.boards.drivers import open_meter, open_transport
 from hil.boards.profile import find_board
 from hil.table import text_table
 from onboard.contracts.bench import BenchReport, Rule, read_bench
+from onboard.errors import BenchError
 from onboard.files import ensure_writable_dir, write_verified
 from onboard.inference.bench import MAX_BATCH, MAX_THREADS, sweep_and_rule_options
 from onboard.schema import FiniteFloat
@@ -63,9 +64,12 @@ def summary(r: BenchReport) -> str:
 @click.option("--bands", default=BENCH_BANDS, show_default=True, help="The scene's bands in file order.")
 @click.option("--gsd", default=DEFAULT_GSD_M, show_default=True, type=FiniteFloat(0, min_open=True),
               help="The tiles' ground sampling distance in m, for energy per km^2.")
+@click.option("--edgetpu-model", "edgetpu_path", type=click.Path(path_type=Path),
+              help="The same model compiled for the Edge TPU (its manifest's target: edgetpu): benched too, through "
+                   "the board's Edge TPU, into OUT/edgetpu/, and set against the CPU in OUT/compare.md.")
 def bench(board_name: str, boards_dir: Path | None, model_path: Path, out_dir: Path, threads: int, batch: int, batches: tuple[int, ...],
           min_runs: int, min_seconds: float, max_seconds: float, warmup_runs: int, scene: Path | None, bands: str,
-          gsd: float) -> None:
+          gsd: float, edgetpu_path: Path | None) -> None:
     """Benchmark a model on a board through its transport: benchmark_model's timings with
     p50/p90/p99 under a validity rule, a thread and a batch sweep, `onboard run` end to end,
     CPU frequency and temperature, and energy per tile and per km^2 (from the board's power meter,
@@ -81,18 +85,33 @@ def bench(board_name: str, boards_dir: Path | None, model_path: Path, out_dir: P
     opts = Options(threads=threads, batch=batch, batches=batches, rule=rule, gsd_m=gsd,
                    **({"scene": scene, "bands": bands} if scene else {}))
     board = find_board(board_name, boards_dir)
+    runs = [(model_path, out_dir, "cpu")]
+    if edgetpu_path is not None:
+        if board.spec.accelerator == "none":
+            raise BenchError(f"board {board.name} has no Edge TPU (its profile's accelerator is none): "
+                             f"--edgetpu-model needs one")
+        runs.append((edgetpu_path, out_dir / "edgetpu", "edgetpu"))
+    for model, _, accelerator in runs:  # before the board is reached
+        checked_model(model, accelerator)
     transport = open_transport(board)
+    results = []
     try:
         meter = open_meter(board, transport)
         try:
-            result = run_bench(board, transport, meter, model_path, opts)
+            for model, out, accelerator in runs:
+                results.append((out, run_bench(board, transport, meter, model, opts, accelerator=accelerator)))
         finally:
             meter.close()
     finally:
         transport.close()
-    click.echo(summary(result))
-    for path in [write_verified(out_dir / "result.json", result.to_json()), *write_report(result, out_dir)]:
-        click.echo(f"-> {path}")
+    for out, result in results:
+        click.echo(summary(result))
+        for path in [write_verified(out / "result.json", result.to_json()), *write_report(result, out)]:
+            click.echo(f"-> {path}")
+    if len(results) > 1:
+        click.echo(text_table(COMPARE_HEAD, compare_rows([("cpu", results[0][1]), ("edgetpu", results[1][1])])))
+        for path in write_compare([("cpu", results[0][1]), ("edgetpu", results[1][1])], out_dir):
+            click.echo(f"-> {path}")
 
 
 @click.command()

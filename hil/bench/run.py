@@ -50,10 +50,9 @@ def energy(busy_watts: float, idle_watts: float, busy_seconds: float, tiles: int
                   gsd_m=gsd_m, km2_per_tile=km2, mj_per_km2=mj / km2)
 
 
-def run_bench(board: Board, transport: Transport, meter: PowerMeter, model: Path,
-              opts: Options = Options()) -> BenchReport:
-    """Benchmark `model` (its manifest beside it) on `board`, reached through `transport`, its power
-    read by `meter`; BenchError, TransportError or MeterError in one line."""
+def checked_model(model: Path, accelerator: str = "cpu") -> tuple[Manifest, str]:
+    """The manifest and sha256 of `model`, which must be the model its manifest describes and be
+    compiled for `accelerator`; BenchError in one line otherwise."""
     model = Path(model)
     if not model.is_file():
         raise BenchError(f"model {model} not found")
@@ -61,6 +60,20 @@ def run_bench(board: Board, transport: Transport, meter: PowerMeter, model: Path
     digest = sha256_file(model)
     if digest != manifest.sha256:
         raise BenchError(f"model {model} does not match its manifest's sha256: not the model it describes")
+    if (manifest.target == "edgetpu") != (accelerator == "edgetpu"):
+        raise BenchError(f"model {model} is compiled for {manifest.target}, not for the "
+                         f"{'Edge TPU' if accelerator == 'edgetpu' else 'CPU'}: give "
+                         f"{'--edgetpu-model' if manifest.target == 'edgetpu' else '--model'} that one")
+    return manifest, digest
+
+
+def run_bench(board: Board, transport: Transport, meter: PowerMeter, model: Path,
+              opts: Options = Options(), accelerator: str = "cpu") -> BenchReport:
+    """Benchmark `model` (its manifest beside it) on `board`, reached through `transport`, its power
+    read by `meter`, on the CPU or the Edge TPU (`accelerator`); BenchError, TransportError or
+    MeterError in one line."""
+    model = Path(model)
+    manifest, digest = checked_model(model, accelerator)
     t, spec = transport, board.spec
     remote = f"{t.work}/{model.name}"
     t.put(model, remote)
@@ -70,7 +83,7 @@ def run_bench(board: Board, transport: Transport, meter: PowerMeter, model: Path
         t.put(opts.scene, scene)
     args = BenchArgs(model=remote, threads=opts.threads, batch=opts.batch, cores=spec.cores, batches=opts.batches,
                      rule=opts.rule, scene=scene, bands=opts.bands if scene else None,
-                     accelerator="edgetpu" if manifest.target == "edgetpu" else "cpu")
+                     accelerator=accelerator)
     metered = not meter.modelled
     if metered:
         printed, seen = measure(meter, lambda: t.bench(args, timeout=bench_seconds(args)))
