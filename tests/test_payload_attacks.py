@@ -182,7 +182,7 @@ def test_the_active_slot_is_never_written_and_a_slot_is_its_whole_bundle(payload
         empty = {**listed, "files": {}}
         short = {**listed, "files": {name: listed["files"][name]}}  # the model's manifest unlisted
         for body, fragment in ((empty, "files: Expected `object` of length >= 1"),
-                               (short, f"does not list {name}.json, which the service needs")):
+                               (short, f"does not list {name}.json, {name}.selftest, which the service needs")):
             (tmp_path / bundle.MANIFEST_NAME).write_text(json.dumps(body))
             assert s.link("upload", str(tmp_path / bundle.MANIFEST_NAME), "slots/b/bundle.json").returncode == 0
             assert_one_line_error(s.link("switch-slot", "b"), "switch_slot: refused (failed)", fragment)

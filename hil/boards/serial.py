@@ -85,6 +85,10 @@ class SerialTransport:
         except OrbitliteError as exc:
             raise TransportError(f"{self.where}: putting {local} to {remote}: {exc}") from None
 
+    def put_into(self, files: Sequence[Path], remote_dir: str) -> None:
+        for f in files:
+            self.put(f, f"{remote_dir}/{Path(f).name}")
+
     def get(self, remote: str, local: Path) -> None:
         source = remote if remote.startswith(("file/", "product/")) else f"file/{remote}"
         client = self.client()

@@ -110,8 +110,9 @@ class SshTransport:
         self._connected = check.returncode == 0
         return self._connected
 
-    def _scp(self, source: str, dest: str, what: str) -> None:
-        argv = ["scp", "-q", *self._options(), "-P", str(self.spec.port), source, dest]
+    def _scp(self, *paths: str, what: str) -> None:
+        """scp the sources, all but the last of `paths`, to the last."""
+        argv = ["scp", "-q", *self._options(), "-P", str(self.spec.port), *paths]
         done = self._call(argv, timeout=3600, what=what)
         if done.returncode != 0:
             raise TransportError(f"{what} over ssh {self.where} failed: {_last_line(done.stderr)}")
@@ -123,8 +124,15 @@ class SshTransport:
         # run() works in the workdir, scp in the home folder: `remote` for the one, `target` for the other
         target = self._remote(remote)
         self.run(["mkdir", "-p", "--", str(PurePosixPath(remote).parent)], timeout=60).check(f"making {target}'s folder")
-        self._scp(str(local), f"{self._login()}:{target}.part", f"putting {local} to {target}")
+        self._scp(str(local), f"{self._login()}:{target}.part", what=f"putting {local} to {target}")
         self.run(["mv", "-f", "--", f"{remote}.part", remote], timeout=60).check(f"installing {target}")
+
+    def put_into(self, files: Sequence[Path], remote_dir: str) -> None:
+        if not files:
+            return
+        self.run(["mkdir", "-p", "--", remote_dir], timeout=60).check(f"making {remote_dir}")
+        self._scp(*map(str, files), f"{self._login()}:{self._remote(remote_dir)}/",
+                  what=f"putting {len(files)} files into {self._remote(remote_dir)}")
 
     def get(self, remote: str, local: Path) -> None:
         local = Path(local)
@@ -132,7 +140,7 @@ class SshTransport:
         self.connect()
         try:
             local.parent.mkdir(parents=True, exist_ok=True)
-            self._scp(f"{self._login()}:{self._remote(remote)}", str(part), f"getting {remote} to {local}")
+            self._scp(f"{self._login()}:{self._remote(remote)}", str(part), what=f"getting {remote} to {local}")
             part.replace(local)
         except OSError as exc:
             raise TransportError(f"cannot write {local}: {exc.strerror}") from None

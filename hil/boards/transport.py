@@ -63,6 +63,11 @@ class Transport(Protocol):
         """Copy a local file to `remote` on the board, whole or not at all."""
         ...
 
+    def put_into(self, files: Sequence[Path], remote_dir: str) -> None:
+        """Copy local files into the folder `remote_dir` on the board, each under its name, at the
+        transport's best pace: a file a failure cut short is left so (the caller checks hashes)."""
+        ...
+
     def get(self, remote: str, local: Path) -> None:
         """Copy `remote` from the board to a local file, whole or not at all."""
         ...
@@ -113,6 +118,10 @@ class LocalTransport:
 
     def put(self, local: Path, remote: str) -> None:
         self._copy(Path(local), self._path(remote))
+
+    def put_into(self, files: Sequence[Path], remote_dir: str) -> None:
+        for f in files:
+            self.put(f, f"{remote_dir}/{Path(f).name}")
 
     def get(self, remote: str, local: Path) -> None:
         self._copy(self._path(remote), Path(local))

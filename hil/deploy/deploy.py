@@ -362,13 +362,10 @@ def _deploy(payload: Payload, probe: Probe, folder: Path, body: bundle.Body, tri
     staging = f"incoming/{body.id}"
     present = payload.agent("hashes", staging, step=step, answer=Hashes)
     names = [*sorted(body.files), bundle.MANIFEST_NAME]
-    for name in names:
-        listed = body.files.get(name)
-        if listed is not None and present.get(name) == (listed.size, listed.sha256):
-            done.kept_files += 1
-            continue
-        payload.t.put(folder / name, f"{ROOT}/{staging}/{name}")
-        done.sent_files += 1
+    missing = [name for name in names if name == bundle.MANIFEST_NAME or present.get(name) !=
+               (body.files[name].size, body.files[name].sha256)]
+    payload.t.put_into([folder / name for name in missing], f"{ROOT}/{staging}")
+    done.sent_files, done.kept_files = len(missing), len(names) - len(missing)
     arrived = payload.agent("hashes", staging, step=step, answer=Hashes)
     strays = sorted(set(arrived) - set(names))  # what a cut transfer left half-way
     if strays:

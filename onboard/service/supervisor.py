@@ -399,20 +399,25 @@ def cmd_install(paths: Paths, slot: str, folder: str, requirement: str) -> int:
     if not fresh:
         print(json.dumps({"slot": slot, "runtime": "kept: the same wheels are installed"}))
         return 0
-    shutil.rmtree(env, ignore_errors=True)
-    steps = [[sys.executable, "-m", "venv", str(env)],
-             [str(env / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-cache-dir",
-              "--disable-pip-version-check", "--no-warn-script-location", "--no-compile", "--find-links", str(paths.slots / slot),
-              requirement]]
+    # built aside and renamed once whole: a failed install leaves the slot's runtime as it was (the
+    # runtime is run as `python -m orbitlite`, which a moved virtual environment still does)
+    new = env.with_name(f"{slot}.new")
+    shutil.rmtree(new, ignore_errors=True)
+    steps = [[sys.executable, "-m", "venv", str(new)],
+             [str(new / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-cache-dir",
+              "--disable-pip-version-check", "--no-warn-script-location", "--no-compile", "--find-links",
+              str(paths.slots / slot), requirement]]
     for argv in steps:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if done.returncode != 0:
-            shutil.rmtree(env, ignore_errors=True)
+            shutil.rmtree(new, ignore_errors=True)
             lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
             said = [line for line in lines if line.startswith("ERROR:")] or lines[-1:] or [f"{argv[2]} failed"]
             print(said[0], file=sys.stderr)
             return 1
-    _write_json(marker, {"wheels": _wheel_hashes(paths.slots / slot, wheels)})
+    _write_json(new / marker.name, {"wheels": _wheel_hashes(paths.slots / slot, wheels)})
+    shutil.rmtree(env, ignore_errors=True)
+    os.replace(new, env)
     print(json.dumps({"slot": slot, "runtime": "installed"}))
     return 0
 
