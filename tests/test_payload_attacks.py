@@ -195,7 +195,7 @@ def test_the_active_slot_is_never_written_and_a_slot_is_its_whole_bundle(payload
 
         deployed = s.link("deploy", str(payload["source_model"]))  # empties slot b first
         assert deployed.returncode == 0 and "slot b active: p" in deployed.stdout, deployed.stderr
-        assert sorted(os.listdir(root / "slots/b")) == sorted([name, f"{name}.json", bundle.MANIFEST_NAME])
+        assert sorted(os.listdir(root / "slots/b")) == sorted([name, f"{name}.json", f"{name}.selftest", bundle.MANIFEST_NAME])
     assert {p.name: p.read_bytes() for p in (root / "slots/a").iterdir()} == kept
 
 
