@@ -47,7 +47,8 @@ ROOMS = {
         {"boards"},  # profiles, transports (local, SSH, serial), power meters
         {"emulated"},  # the emulated arm64 board: its root filesystem, its sshd, `hil emulate`
         {"bench"},  # benchmarks on a board through its transport, energy, reports, compare
-        {"cli"},
+        {"deploy"},  # bundles for the board's platform, into a slot, switched after a self-test
+        {"cli", "pytest_plugin"},  # the entry points: the commands, and the HIL tests' pytest plugin
     ],
 }
 
