@@ -170,9 +170,9 @@ def deploy_models() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def deployed_slot(board: Board, board_transport: Transport, deploy_models: list[Path]) -> Any:
-    """The models of `deploy_models` deployed to the board (`hil deploy`): the deploy's result,
-    with the slot they went into (`.slot`, "a" or "b") and the bundle's id (`.bundle_id`)."""
+    """The models of `deploy_models` deployed to the board as `hil deploy` does: the deploy's
+    result, with the slot they went into (`.slot`, "a" or "b") and the bundle's id."""
     # imported when a test deploys, not when pytest loads the plugin in every session
-    from hil.deploy import deploy
+    from hil.deploy.deploy import deploy
     with _one_line():
         return deploy(board, board_transport, [Path(p) for p in deploy_models])
