@@ -14,6 +14,8 @@ import click
 
 from hil.boards.cli import boards
 from hil.bench.cli import bench, compare
+from hil.deploy.bundle import build_bundle
+from hil.deploy.cli import bundle as bundle_command, deploy as deploy_command, rollback
 from hil.emulated.cli import emulate
 from hil.link import transfer
 from hil.link.client import Client
@@ -202,16 +204,16 @@ def deploy(client: Client, models: tuple[Path, ...], slot: str | None, chunk: in
     switch to it: the payload checks the files against the bundle's hashes and self-tests the
     models first, and keeps the active slot if anything fails. The active slot is never written.
     A file whose upload broke off resumes where it stopped when deploy runs again."""
-    files, manifest = bundle.build(list(models))
     active = client.call("status")["active_slot"]
     target = slot or ("b" if active == "a" else "a")
     if target == active:
         raise click.UsageError(f"slot {target} is active: deploy into the other one, then switch")
-    client.call("clear_slot", slot=target)  # a slot holds its bundle and nothing else
     with tempfile.TemporaryDirectory() as scratch:
-        listed = Path(scratch) / bundle.MANIFEST_NAME
-        write_verified(listed, manifest)
-        for f in [*files, listed]:  # the bundle manifest last: a slot is only whole once it is there
+        built = build_bundle(list(models), Path(scratch) / "bundle")
+        client.call("clear_slot", slot=target)  # a slot holds its bundle and nothing else
+        # the bundle manifest last: a slot is only whole once it is there
+        for f in [*(Path(scratch) / "bundle" / name for name in built.files),
+                  Path(scratch) / "bundle" / bundle.MANIFEST_NAME]:
             _report(_transfer(lambda progress: transfer.upload(client, f, f"slots/{target}/{f.name}", chunk, progress),
                               f"{f.name} -> slots/{target}/"), client)
     result = client.call("switch_slot", slot=target)
@@ -285,3 +287,6 @@ hil.add_command(boards)
 hil.add_command(bench)
 hil.add_command(compare)
 hil.add_command(emulate)
+hil.add_command(deploy_command)
+hil.add_command(rollback)
+hil.add_command(bundle_command)

@@ -15,3 +15,7 @@ class TransportError(BoardError):
 
 class MeterError(BoardError):
     """A power meter that cannot be opened, does not answer, or answers nonsense."""
+
+
+class DeployError(BoardError):
+    """A deploy or a rollback that stopped at one of its steps; the running slot is unchanged."""

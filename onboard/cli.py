@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import platform
 import signal
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
 
 from onboard.contracts.bench import Rule
 from onboard.contracts.product import NODATA
 from onboard.errors import ConfigError, OrbitliteError
-from onboard.inference.bench import bench_board, sweep_and_rule_options
+from onboard.inference.bench import MAX_BATCH, MAX_THREADS, bench_board, sweep_and_rule_options
+from onboard.inference.model import interpreter_class
 from onboard.inference.screening import Screening
+from onboard.contracts.bundle import read as read_bundle
+from onboard.files import write_verified
 from onboard.link.commands import answer_link, slot_fallback
 from onboard.link.sealing import read_key
+from onboard.link.slots import check_slot
 from onboard.run.boards import BOARDS
 from onboard.run.budget import MAX_SCENE_SECONDS, Budget
 from onboard.run.strips import run_scene
@@ -116,9 +121,11 @@ def _roi(text: str | None) -> tuple[int, int, int, int] | None:
 @onboard.command()
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
               help="The .tflite model; its manifest (MODEL.json) must lie beside it.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536), help="Tiles per invoke.")
-@click.option("--cores", type=click.IntRange(1, 64), help="The thread sweep runs 1..cores [default: this CPU's count].")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, MAX_THREADS),
+              help="Interpreter threads.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, MAX_BATCH), help="Tiles per invoke.")
+@click.option("--cores", type=click.IntRange(1, MAX_THREADS),
+              help="The thread sweep runs 1..cores [default: this CPU's count].")
 @sweep_and_rule_options
 @click.option("--scene", type=click.Path(path_type=Path), help="Also time `onboard run` on this scene end to end.")
 @click.option("--bands", help="The scene's band names, as for `onboard run`.")
@@ -147,7 +154,10 @@ def bench(model_path: Path, threads: int, batch: int, cores: int | None, batches
 @onboard.command()
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--once", is_flag=True, help="Process the scenes in the spool now, then exit (tests, cron).")
-def serve(config: Path, once: bool) -> None:
+@click.option("--ready", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write this file (the service's pid and models) once the configured models are loaded: the "
+                   "supervisor's sign that a slot on trial came up.")
+def serve(config: Path, once: bool, ready: Path | None) -> None:
     """Watch a spool directory and run each scene that lands there into the on-board store.
 
     CONFIG is a JSON file; paths in it are relative to it. Required: spool (a directory),
@@ -189,9 +199,36 @@ def serve(config: Path, once: bool) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: service.stop())
         answering = answer_link(service, link, key, click.echo) if answers else None
+        status = service.status()
+        if ready is not None and status["models"] and not status["models_fault"]:
+            write_verified(ready, encode_json({"pid": os.getpid(), "models": status["models"]}))
         try:
             service.run(once=once)
         finally:
             if answering is not None:
                 service.stop()
                 answering.join()
+
+
+@onboard.command("check-slot")
+@click.argument("slot", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64), help="Interpreter threads.")
+def check_slot_command(slot: Path, threads: int) -> None:
+    """Self-test the bundle in the folder SLOT (`slots/a` or `slots/b`) with the runtime that runs
+    this command: the slot holds exactly its bundle, every file of its size and sha256;
+    onboard._native loads; each model reproduces, on its reference tiles, the outputs the ground
+    recorded (exactly for int8); and the service configuration the bundle names loads. Prints the
+    result as JSON; one line and a non-zero exit on the first failure.
+
+    \b
+    Example (what `orbitlite hil deploy` runs on the board, in the new slot's runtime):
+      envs/b/bin/python -m orbitlite onboard check-slot slots/b
+    """
+    slot = Path(slot)
+    body = read_bundle(slot)
+    models = check_slot(slot.parent, slot.name, [PurePosixPath(m) for m in body.models], threads)
+    if body.config is not None:
+        load_config(slot / body.config)
+    click.echo(encode_json({"slot": slot.name, "bundle": body.id, "models": models, "config": body.config,
+                            "python": platform.python_version(), "arch": platform.machine(),
+                            "interpreter": interpreter_class("auto")[1]}).decode())

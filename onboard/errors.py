@@ -67,5 +67,9 @@ class TransferError(OrbitliteError):
     """A transfer that cannot complete: the file changed, a checksum failed, the disk is full."""
 
 
+class BusyError(OrbitliteError):
+    """What was asked needs the board to itself, and the service is running a scene."""
+
+
 class BenchError(OrbitliteError):
     """A benchmark that cannot run, or a benchmark result that does not validate."""

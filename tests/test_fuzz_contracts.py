@@ -18,7 +18,7 @@ import pytest
 from hypothesis import example, given
 
 from onboard.contracts.bench import read_bench
-from onboard.contracts.bundle import MANIFEST_NAME, build, verify
+from onboard.contracts.bundle import MANIFEST_NAME, verify
 from onboard.contracts.manifest import read_manifest, sidecar_path
 from onboard.contracts.product import NODATA, Product, decode_product
 from onboard.contracts.tiling import TileGrid
@@ -150,16 +150,17 @@ def fuzz_product(examples: int) -> int:
 
 
 def bundle_slot(tmp_path: Path) -> tuple[Path, bytes]:
-    """A slot holding a (stand-in) model and its manifest, and the bundle manifest that lists them."""
-    source = tmp_path / "ground" / "m.tflite"
-    source.parent.mkdir(parents=True)
-    source.write_bytes(b"TFL3" * 100)
-    _manifest(size_bytes=400, sha256=hashlib.sha256(source.read_bytes()).hexdigest()).write(sidecar_path(source))
-    files, listed = build([source])
+    """A slot holding a (stand-in) model, its manifest and vectors, and the bundle manifest that
+    lists them (as `build` writes it; `verify` reads no model)."""
     slot = tmp_path / "slots" / "a"
     slot.mkdir(parents=True)
-    for f in files:
-        (slot / f.name).write_bytes(f.read_bytes())
+    (slot / "m.tflite").write_bytes(b"TFL3" * 100)
+    _manifest(size_bytes=400, sha256=hashlib.sha256(b"TFL3" * 100).hexdigest()).write(sidecar_path(slot / "m.tflite"))
+    (slot / "m.tflite.selftest").write_bytes(b"vectors")
+    files = {f.name: {"size": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+             for f in sorted(slot.iterdir())}
+    listed = encode({"schema": "orbitlite/bundle", "version": 2, "created": "2026-12-02T06:00:00+00:00",
+                     "files": files}, "json")
     (slot / MANIFEST_NAME).write_bytes(listed)
     return slot, listed
 
@@ -218,7 +219,7 @@ def test_the_seeds_are_valid(tmp_path):
     np.testing.assert_array_equal(product.skip_map, _product().skip_map)
     assert product.footprint == _product().footprint and product.runtime == _product().runtime
     slot, _ = bundle_slot(tmp_path)
-    assert [f.name for f in verify(slot)] == ["m.tflite", "m.tflite.json"]
+    assert verify(slot).models == ["m.tflite"]
     (tmp_path / "result.json").write_text(bench_result())
     assert read_bench(tmp_path / "result.json").tiles_per_s == 14428.0
 

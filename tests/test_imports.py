@@ -46,8 +46,8 @@ ROOMS = {
         {"link"},  # the ground's end: client, transfers
         {"boards"},  # profiles, transports (local, SSH, serial), power meters
         {"emulated"},  # the emulated arm64 board: its root filesystem, its sshd, `hil emulate`
+        {"deploy"},  # bundles with the runtime's wheels, deploy into A/B slots on trial, rollback
         {"bench"},  # benchmarks on a board through its transport, energy, reports, compare
-        {"deploy"},  # bundles for the board's platform, into a slot, switched after a self-test
         {"cli", "pytest_plugin"},  # the entry points: the commands, and the HIL tests' pytest plugin
     ],
 }

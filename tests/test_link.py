@@ -332,6 +332,36 @@ def test_a_command_cut_short_by_a_reboot_is_not_run_twice(rig):
     assert calls == [1] and payload.counters.refused_replay >= 1
 
 
+def test_a_long_command_has_the_time_its_call_gives_and_is_asked_again_seldom(rig, monkeypatch):
+    """A command that runs past the client's run_timeout fails; given its own, it is answered,
+    and past LONG_RUNNING it is retransmitted only every LONG_RUNNING seconds."""
+    monkeypatch.setattr("hil.link.client.LONG_RUNNING", 0.5)
+    release = threading.Event()
+
+    def slow(args):
+        release.wait(30)
+        return {"n": args["n"]}
+
+    line, payload = rig({"slow": slow})
+    client = Client(line.open_ground(), KEY, timeout=0.05, run_timeout=0.3)
+    with pytest.raises(LinkError, match="acknowledged, but no answer from the payload within 0.3 s"):
+        client.call("slow", n=1)
+    release.set()
+    assert client.call("slow", n=2) == {"n": 2}  # the payload is free again
+    release.clear()
+    before = client.stats.retransmissions
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        pending = pool.submit(client.call, "slow", n=3, run_timeout=60)
+        time.sleep(3)  # ten times the client's own run_timeout
+        assert not pending.done()
+        release.set()
+        assert pending.result(timeout=30) == {"n": 3}
+        elapsed = time.monotonic() - started
+    # at the client's pace (0.05 s and the wire time) for the first 0.5 s, then every 0.5 s
+    assert client.stats.retransmissions - before <= 0.5 / 0.05 + elapsed / 0.5 + 2
+
+
 def test_a_client_steps_past_a_payload_counter_ahead_of_its_clock(rig, tmp_path):
     ahead = time.time_ns() // 1000 + 3_600_000_000  # the payload last heard a counter an hour ahead
     state = tmp_path / "ahead.json"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onboard.contracts import bundle
+from hil.deploy.bundle import build_bundle
 from onboard.contracts.product import read_product
 from tests.conftest import SPYNDEX_BANDS, SPYNDEX_NPY, assert_one_line_error, orbitlite
 from tests.linesim import Faults, LineSim
@@ -26,12 +25,8 @@ def payload(tmp_path, ground_models):
     """A payload root: the model in slots a and b, slots/active -> a, a spool, a key and a serve config."""
     root = tmp_path / "payload"
     model = ground_models["tflite"]
-    files, listed = bundle.build([model])
     for slot in "ab":
-        (root / "slots" / slot).mkdir(parents=True)
-        for f in files:
-            shutil.copy(f, root / "slots" / slot / f.name)
-        (root / "slots" / slot / bundle.MANIFEST_NAME).write_bytes(listed)
+        build_bundle([model], root / "slots" / slot)
     os.symlink("a", root / "slots" / "active")
     (root / "spool").mkdir()
     key = tmp_path / "link.key"

@@ -14,7 +14,7 @@ from hil.boards.profile import find_board
 from hil.table import text_table
 from onboard.contracts.bench import BenchReport, Rule, read_bench
 from onboard.files import ensure_writable_dir, write_verified
-from onboard.inference.bench import sweep_and_rule_options
+from onboard.inference.bench import MAX_BATCH, MAX_THREADS, sweep_and_rule_options
 from onboard.schema import FiniteFloat
 
 
@@ -54,8 +54,8 @@ def summary(r: BenchReport) -> str:
               help="The .tflite model (manifest beside it).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Directory for result.json, report.md, report.html and the plots.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
-@click.option("--batch", default=256, show_default=True, type=click.IntRange(1, 65536), help="Tiles per invoke.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, MAX_THREADS))
+@click.option("--batch", default=256, show_default=True, type=click.IntRange(1, MAX_BATCH), help="Tiles per invoke.")
 @sweep_and_rule_options
 @click.option("--scene", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="The scene `onboard run` classifies end to end [default: 150 x 150 px of a real Sentinel-2 "

@@ -1,6 +1,7 @@
-"""The ground side of a benchmark: put the model, its manifest and a scene in a work folder on
-the board, run `orbitlite onboard bench` there through the board's transport, read back what it
-prints (validated), and add the energy: from the board's power meter (hil/boards/meters/), read
+"""The ground side of a benchmark: put the model, its manifest and a scene in the transport's work
+folder on the board (`files/` over the serial link), run the board-side bench there through the
+transport (`orbitlite onboard bench`, or the payload's link command `bench`), read back what it
+measured (validated), and add the energy: from the board's power meter (hil/boards/meters/), read
 while the bench runs, or modelled from the profile's busy watts and the measured busy time. The
 result says which (`Energy.source`)."""
 
@@ -17,12 +18,12 @@ from onboard.contracts.bench import (BenchReport, BoardInfo, Energy, Measured, M
 from onboard.contracts.manifest import Manifest, read_manifest, sidecar_path
 from onboard.errors import BenchError
 from onboard.files import sha256_file
+from onboard.inference.bench import BenchArgs, bench_seconds
 
 # The scene shipped with the bench: 150 x 150 px of the real Sentinel-2 patch in spyndex's wheel
 # (10 m bands B02, B03, B04, B08, reflectance x 10000, uint16; see ../shared/data's README).
 BENCH_SCENE = Path(__file__).resolve().parent / "data" / "s2-spyndex-150px.npy"
 BENCH_BANDS = "B02,B03,B04,B08"
-WORK = "orbitlite-bench"  # the work folder on the board, relative to the transport's
 DEFAULT_GSD_M = 10.0  # Sentinel-2's 10 m bands
 
 
@@ -49,12 +50,6 @@ def energy(busy_watts: float, idle_watts: float, busy_seconds: float, tiles: int
                   gsd_m=gsd_m, km2_per_tile=km2, mj_per_km2=mj / km2)
 
 
-def _timeout(board: Board, opts: Options) -> float:
-    """Every measurement may run to max_seconds, plus loading and the end-to-end run."""
-    measurements = 1 + board.spec.cores + len(opts.batches)
-    return measurements * (opts.rule.max_seconds + 60) + 600
-
-
 def run_bench(board: Board, transport: Transport, meter: PowerMeter, model: Path,
               opts: Options = Options()) -> BenchReport:
     """Benchmark `model` (its manifest beside it) on `board`, reached through `transport`, its power
@@ -67,24 +62,21 @@ def run_bench(board: Board, transport: Transport, meter: PowerMeter, model: Path
     if digest != manifest.sha256:
         raise BenchError(f"model {model} does not match its manifest's sha256: not the model it describes")
     t, spec, watts = transport, board.spec, board.energy()
-    remote = f"{WORK}/{model.name}"
+    remote = f"{t.work}/{model.name}"
     t.put(model, remote)
     t.put(sidecar_path(model), remote + ".json")
-    argv = [t.python, "-m", "orbitlite", "onboard", "bench", "--model", remote, "--threads", str(opts.threads),
-            "--batch", str(opts.batch), "--cores", str(spec.cores), "--batches", ",".join(map(str, opts.batches)),
-            "--min-runs", str(opts.rule.min_runs), "--min-seconds", repr(opts.rule.min_seconds),
-            "--max-seconds", repr(opts.rule.max_seconds), "--warmup-runs", str(opts.rule.warmup_runs),
-            "--accelerator", "edgetpu" if manifest.target == "edgetpu" else "cpu"]
+    scene = None if opts.scene is None else f"{t.work}/{opts.scene.name}"
     if opts.scene is not None:
-        t.put(opts.scene, f"{WORK}/{opts.scene.name}")
-        argv += ["--scene", f"{WORK}/{opts.scene.name}", "--bands", opts.bands]
+        t.put(opts.scene, scene)
+    args = BenchArgs(model=remote, threads=opts.threads, batch=opts.batch, cores=spec.cores, batches=opts.batches,
+                     rule=opts.rule, scene=scene, bands=opts.bands if scene else None,
+                     accelerator="edgetpu" if manifest.target == "edgetpu" else "cpu")
     metered = not meter.modelled
     if metered:
-        done, seen = measure(meter, lambda: t.run(argv, timeout=_timeout(board, opts)))
+        printed, seen = measure(meter, lambda: t.bench(args, timeout=bench_seconds(args)))
     else:
-        done = t.run(argv, timeout=_timeout(board, opts))
-    done.check(f"orbitlite onboard bench on {board.name}")
-    measured: Measured = decode_measured(done.stdout, f"the bench output of board {board.name}")
+        printed = t.bench(args, timeout=bench_seconds(args))
+    measured: Measured = decode_measured(printed, f"the bench output of board {board.name}")
     e2e = measured.end_to_end
     busy_s, tiles, of = ((e2e.seconds, e2e.tiles, "end-to-end") if e2e else
                          (measured.main.seconds, measured.main.count * measured.main.batch, "invoke"))

@@ -32,6 +32,7 @@ class Answer(Schema):
 
     arch: Name
     python: Name
+    libc: tuple[Text, Text]  # ("glibc", "2.36"); ("", "") where Python cannot tell
     executable: Text
     cwd: Text
     disk_free: Count

@@ -10,7 +10,7 @@ from pathlib import Path
 from hil.boards.meters import PowerMeter
 from hil.boards.profile import Board, LocalSpec, SerialSpec, SshSpec, TransportKind, kind
 from hil.boards.transport import LocalTransport, Transport
-from hil.errors import MeterError
+from hil.errors import BoardError, MeterError
 
 
 def open_transport(board: Board, wanted: TransportKind | None = None) -> Transport:
@@ -24,6 +24,15 @@ def open_transport(board: Board, wanted: TransportKind | None = None) -> Transpo
         return SerialTransport(spec)
     assert isinstance(spec, LocalSpec), kind(spec)
     return LocalTransport(Path(spec.workdir))
+
+
+def open_command_transport(board: Board) -> Transport:
+    """A transport to `board` that runs commands: the profile's first that is not the serial link."""
+    kinds = [k for k in board.transport_kinds() if k != "serial"]
+    if not kinds:
+        raise BoardError(f"board {board.name} has only a serial link, which runs no command: give its profile an "
+                         f"ssh transport")
+    return open_transport(board, kinds[0])
 
 
 def open_meter(board: Board, transport: Transport) -> PowerMeter:

@@ -1,5 +1,6 @@
 """What `orbitlite hil boards check` asks a board, as a script sent to the board's own `python3`
-(its source on standard input) and answered in one JSON line: the machine, the Python, free disk
+(its source on standard input) and answered in one JSON line: the machine, the Python and the C
+library its wheels need, free disk
 where the harness works and memory, the TFLite interpreter that imports, and whether an Edge TPU
 is there (on USB: its ids before and after its firmware loads; on PCIe: the apex device).
 
@@ -71,6 +72,7 @@ def main():
     print(json.dumps({
         "arch": platform.machine(),
         "python": platform.python_version(),
+        "libc": list(platform.libc_ver()),
         "executable": sys.executable,
         "cwd": os.getcwd(),
         "disk_free": disk.free, "disk_total": disk.total,

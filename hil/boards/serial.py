@@ -2,7 +2,8 @@
 `orbitlite onboard serve` answers. It carries files both ways with the link's resumable,
 checksummed transfers (hil/link/transfer.py), and the payload's own commands (`call`: ping,
 status, run_scene, switch_slot, ...). There is no shell at the other end, by design: `run` of an
-arbitrary command is refused with a TransportError that says so.
+arbitrary command is refused with a TransportError that says so; `bench` is the payload's own
+command, whose result is downloaded once it answers.
 
 Remote names are the link's: `put` writes into an upload area of the payload (`files/NAME`, the
 inactive slot's `slots/a|b/NAME`, the spool's), installed only whole and verified; `get` reads
@@ -12,6 +13,7 @@ resumes where it stopped."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,8 +23,15 @@ from hil.errors import TransportError
 from hil.link import transfer
 from hil.link.client import Client
 from onboard.errors import OrbitliteError
+from onboard.inference.bench import BenchArgs
+from onboard.link.commands import BENCH_RESULT, FILES
 from onboard.link.port import open_port
 from onboard.link.sealing import read_key
+from onboard.schema import to_builtins
+
+# What the ground waits for a bench beyond its bound, so that the payload's own stop at that bound
+# (onboard/link/commands.py), which says why, comes through first.
+ANSWER_SECONDS = 30.0
 
 
 class SerialTransport:
@@ -30,6 +39,8 @@ class SerialTransport:
 
     name = "serial"
     python = "python3"
+    runtime = ()  # the payload runs its own: `bench` is a link command
+    work = FILES  # the payload's upload area for files to work with
 
     def __init__(self, spec: SerialSpec) -> None:
         self.spec = spec
@@ -59,6 +70,13 @@ class SerialTransport:
         raise TransportError(f"{self.where} runs no command on the board ({argv[0] if argv else 'nothing'} "
                              f"asked): the link carries files and the payload's own commands; use an ssh or "
                              f"local transport to run commands")
+
+    def bench(self, args: BenchArgs, *, timeout: float) -> bytes:
+        self.call("bench", run_timeout=timeout + ANSWER_SECONDS, **to_builtins(args))
+        with tempfile.TemporaryDirectory(prefix="orbitlite-bench-") as folder:
+            local = Path(folder) / "result.json"
+            self.get(BENCH_RESULT, local)
+            return local.read_bytes()
 
     def put(self, local: Path, remote: str) -> None:
         client = self.client()

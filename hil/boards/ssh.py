@@ -20,8 +20,9 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from hil.boards.profile import SshSpec
-from hil.boards.transport import Completed
+from hil.boards.transport import RUNTIME, WORK, Completed, bench_by_command
 from hil.errors import TransportError
+from onboard.inference.bench import BenchArgs
 
 SSH_FAILED = 255  # the exit status ssh gives for its own failures
 
@@ -31,6 +32,8 @@ class SshTransport:
 
     name = "ssh"
     python = "python3"
+    runtime = (RUNTIME,)
+    work = WORK
 
     def __init__(self, spec: SshSpec) -> None:
         self.spec = spec
@@ -99,6 +102,9 @@ class SshTransport:
             raise TransportError(f"{argv[0]}: no such program on the board")
         return done
 
+    def bench(self, args: BenchArgs, *, timeout: float) -> bytes:
+        return bench_by_command(self, args, timeout)
+
     def _alive(self) -> bool:
         check = self._call(self._ssh("-O", "check"), timeout=10, what="checking the connection")
         self._connected = check.returncode == 0
@@ -114,11 +120,11 @@ class SshTransport:
         local = Path(local)
         if not local.is_file():
             raise TransportError(f"cannot put {local}: not a file")
+        # run() works in the workdir, scp in the home folder: `remote` for the one, `target` for the other
         target = self._remote(remote)
-        part = f"{target}.part"
-        self.run(["mkdir", "-p", "--", str(PurePosixPath(target).parent)], timeout=60).check(f"making {target}'s folder")
-        self._scp(str(local), f"{self._login()}:{part}", f"putting {local} to {target}")
-        self.run(["mv", "-f", "--", part, target], timeout=60).check(f"installing {target}")
+        self.run(["mkdir", "-p", "--", str(PurePosixPath(remote).parent)], timeout=60).check(f"making {target}'s folder")
+        self._scp(str(local), f"{self._login()}:{target}.part", f"putting {local} to {target}")
+        self.run(["mv", "-f", "--", f"{remote}.part", remote], timeout=60).check(f"installing {target}")
 
     def get(self, remote: str, local: Path) -> None:
         local = Path(local)

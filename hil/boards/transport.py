@@ -2,8 +2,11 @@
 spirit, a board is a resource and a transport is a driver behind this protocol), and the `local`
 transport, this machine itself. One file per other transport (SSH, serial) beside this one.
 
-A transport runs a command on the board, and puts and gets files. Remote paths are POSIX paths on
-the board; a relative one is relative to the board's working folder for the harness."""
+A transport runs a command on the board, puts and gets files, and runs the board-side bench
+(`bench`: `orbitlite onboard bench` as a command where the transport runs commands,
+`bench_by_command`; the payload's link command where it does not). Remote paths are POSIX paths on
+the board; a relative one is relative to the board's working folder for the harness, and `work`
+is the folder in it where the harness puts the files it sends to work with."""
 
 from __future__ import annotations
 
@@ -15,6 +18,12 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from hil.errors import TransportError
+from onboard.inference.bench import BenchArgs, bench_argv
+
+WORK = "orbitlite-bench"  # a transport's `work` where it runs commands
+PAYLOAD = "payload"  # the payload's root that `hil deploy` installs, in the board's folder for the harness
+# the deployed runtime, from the active slot (hil deploy installs this launcher)
+RUNTIME = f"{PAYLOAD}/bin/orbitlite"
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,17 @@ class Transport(Protocol):
     """What the harness needs of a way to a board."""
 
     name: str
-    python: str  # the board's Python, that runs the runtime: `python3` on a board, this one's locally
+    python: str  # the board's own Python (stdlib scripts): `python3` on a board, this one's locally
+    runtime: tuple[str, ...]  # what runs orbitlite on the board: the deployed one, this one's locally
+    work: str  # where the harness puts the files it works with (a model to bench), relative
 
     def run(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None = None) -> Completed:
         """Run `argv` on the board (no shell), within `timeout` seconds."""
+        ...
+
+    def bench(self, args: BenchArgs, *, timeout: float) -> bytes:
+        """Run the board-side bench `args` (its files put in `work`) within `timeout` seconds; what
+        it measured, as `orbitlite onboard bench` prints it (JSON, not yet validated)."""
         ...
 
     def put(self, local: Path, remote: str) -> None:
@@ -56,11 +72,25 @@ class Transport(Protocol):
         ...
 
 
+def bench_by_command(transport: Transport, args: BenchArgs, timeout: float) -> bytes:
+    """The board-side bench as a command on the board, for a transport that runs commands."""
+    try:
+        done = transport.run([*transport.runtime, *bench_argv(args)], timeout=timeout)
+    except TransportError as exc:
+        if "no such program" not in str(exc):
+            raise
+        raise TransportError(f"orbitlite is not deployed on the board: `orbitlite hil deploy --board B MODEL` "
+                             f"first ({exc})") from None
+    return done.check("orbitlite onboard bench").stdout
+
+
 class LocalTransport:
     """This machine as the board: commands run as subprocesses, files are copied."""
 
     name = "local"
     python = sys.executable  # this machine's runtime is the one running the harness
+    runtime = (sys.executable, "-m", "orbitlite")
+    work = WORK
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = Path(workdir)
@@ -77,6 +107,9 @@ class LocalTransport:
         except subprocess.TimeoutExpired:
             raise TransportError(f"{argv[0]}: no answer within {timeout:g} s") from None
         return Completed(done.returncode, done.stdout, done.stderr)
+
+    def bench(self, args: BenchArgs, *, timeout: float) -> bytes:
+        return bench_by_command(self, args, timeout)
 
     def put(self, local: Path, remote: str) -> None:
         self._copy(Path(local), self._path(remote))

@@ -44,6 +44,22 @@ STOP_TIMEOUT_S = 10.0
 # in the root filesystem:
 SSHD_CONFIG = PurePosixPath("/etc/ssh/orbitlite-emulated.conf")
 HOST_KEY = PurePosixPath("/etc/ssh/ssh_host_ed25519_key")
+# The CPU qemu-user emulates, for every program of the board (sshd passes it on to each session):
+# a Pi 4's. Under qemu's default ("max", with the newest extensions) LiteRT's XNNPACK int8 kernels
+# compute wrong outputs; the deploy's self-test caught it.
+QEMU_CPU = "cortex-a72"
+# qemu-user passes this machine's /proc/cpuinfo through; an arm64 program that reads it (LiteRT's
+# cpuinfo does, and crashes on an x86 one) is shown a Cortex-A72's, one entry per core here.
+CPUINFO = PurePosixPath("/etc/orbitlite-emulated/cpuinfo")
+_CPU = """processor\t: {i}
+BogoMIPS\t: 108.00
+Features\t: fp asimd evtstrm crc32 cpuid
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x0
+CPU part\t: 0xd08
+CPU revision\t: 3
+"""
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 EMULATION = "an emulation: Debian bookworm arm64 under qemu-user; its timings are not a Pi's"
 
@@ -59,6 +75,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 PrintMotd no
 Subsystem sftp /usr/lib/openssh/sftp-server
+SetEnv QEMU_CPU={QEMU_CPU}
 """
 
 # Run by the host's sh inside the board's new namespaces, before it becomes the board's sshd.
@@ -68,6 +85,7 @@ mount -t sysfs -o ro sysfs "$R/sys"
 mount -t tmpfs -o mode=1777,size=256m tmpfs "$R/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$R/dev/pts"
 mount --bind "$R/dev/pts/ptmx" "$R/dev/ptmx"
+mount --bind "$R{CPUINFO}" "$R/proc/cpuinfo"
 exec chroot "$R" /usr/sbin/sshd -D -e -f {SSHD_CONFIG}
 """
 
@@ -145,6 +163,7 @@ def up(files: Files, say: Callable[[str], None]) -> Up:
         marker = build.ensure_built(files.rootfs, files.build_log, say)
         _check_arch(files.rootfs)
         _install_keys(files)
+        _install_cpuinfo(files)
         return Up(marker, _start(files), built_now=not built, was_running=False)
 
 
@@ -219,6 +238,13 @@ def _install_keys(files: Files) -> None:
     (files.rootfs / "run/sshd").mkdir(mode=0o755, exist_ok=True)
 
 
+def _install_cpuinfo(files: Files) -> None:
+    cpuinfo = files.rootfs / CPUINFO.relative_to("/")
+    cpuinfo.parent.mkdir(exist_ok=True)
+    write_verified(cpuinfo, ("\n".join(_CPU.format(i=i) for i in range(os.cpu_count() or 1))
+                             + "\nHardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B (emulated by qemu)\n").encode())
+
+
 def _start(files: Files) -> State:
     with socket.socket() as probe:
         probe.settimeout(1.0)
@@ -231,7 +257,8 @@ def _start(files: Files) -> State:
     start = time.monotonic()
     with open(files.sshd_log, "wb") as log:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                   env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
+                                   env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+                                        "QEMU_CPU": QEMU_CPU})
     state = State(pid=process.pid, started_at=datetime.now(timezone.utc).replace(microsecond=0))
     _write_state(files, state)
     try:

@@ -19,6 +19,10 @@ from onboard.link.framing import Frame, FrameType
 from onboard.link.port import Channel, Port, wire_seconds
 from onboard.link.sealing import COUNTER_TOP, COUNTER_WINDOW, KEY_BYTES, rekeyed, seal, unseal
 
+# An acknowledged command still unanswered this many seconds on runs long (a bench): it is asked
+# again only this often from then on, not to pile copies into the payload's input while it works.
+LONG_RUNNING = 5.0
+
 
 @dataclass
 class ClientStats:
@@ -32,8 +36,9 @@ class ClientStats:
 class Client:
     """The ground's end: sends a command, waits for its acknowledgement and response, and
     retransmits after `timeout` (plus the wire time of the frames at the port's baud rate), up to
-    `retries` times. `run_timeout` bounds how long an acknowledged command may take to answer;
-    until then it is retransmitted at the same pace, in case its answer was lost."""
+    `retries` times. `run_timeout` bounds how long an acknowledged command may take to answer (a
+    call may give its own); until then it is retransmitted, in case its answer was lost: at the
+    same pace, and after LONG_RUNNING seconds every LONG_RUNNING seconds."""
 
     port: Port
     key: bytes
@@ -49,17 +54,19 @@ class Client:
         self._by_clock = True  # False once the payload's window does not reach the clock: count on by one
         self._seq = 0
 
-    def call(self, command: str, reply_bytes: int | None = None, retries: int | None = None, **args: Any) -> Any:
+    def call(self, command: str, reply_bytes: int | None = None, retries: int | None = None,
+             run_timeout: float | None = None, **args: Any) -> Any:
         """Run `command` on the payload and return its result; raises CommandRefused when the payload
-        refuses it, LinkError when no answer comes through. By default an acknowledged command may
-        run for `run_timeout`; with `retries`, for a command that answers at once (a chunk), the
-        call gives up after that many retransmissions, acknowledged or not."""
+        refuses it, LinkError when no answer comes through. An acknowledged command may run for
+        `run_timeout` (by default the client's); with `retries`, for a command that answers at once
+        (a chunk), the call gives up after that many retransmissions, acknowledged or not."""
         for resync in (False, True):
             counter = self._next_counter(command)
             self._seq = (self._seq + 1) & 0xFFFF
             frame = Frame(FrameType.COMMAND, self._seq,
                           seal(self.key, FrameType.COMMAND, counter, {"cmd": command, "args": args}))
-            body = self._exchange(command, frame, counter, reply_bytes or self.reply_bytes, retries)
+            body = self._exchange(command, frame, counter, reply_bytes or self.reply_bytes, retries,
+                                  self.run_timeout if run_timeout is None else run_timeout)
             if body.get("ok"):
                 return body.get("result")
             code, last = body.get("code"), body.get("last_counter")
@@ -137,16 +144,19 @@ class Client:
         return counter
 
     def _exchange(self, command: str, frame: Frame, counter: int, reply_bytes: int,
-                  quick_retries: int | None) -> dict[str, Any]:
+                  quick_retries: int | None, run_timeout: float) -> dict[str, Any]:
         encoded_len = len(frame.encode())
         wait = self.timeout + wire_seconds(encoded_len + reply_bytes, self.port.baudrate)
         self.stats.commands += 1
         tries = 0
-        answer_by = None  # once acknowledged: when run_timeout is up
+        acked = answer_by = None  # once acknowledged: since when, and when run_timeout is up
         while True:
             self._channel.send(frame)
             self.stats.bytes_sent += encoded_len
-            deadline = time.monotonic() + wait
+            now = time.monotonic()
+            deadline = now + wait
+            if acked is not None and now - acked >= LONG_RUNNING:
+                deadline = min(now + max(wait, LONG_RUNNING), answer_by)
             while True:
                 reply = self._channel.receive(deadline)
                 if reply is None:
@@ -157,8 +167,9 @@ class Client:
                 if body is None:
                     continue
                 if reply.type is FrameType.ACK:
-                    if answer_by is None:
-                        answer_by = time.monotonic() + self.run_timeout
+                    if acked is None:
+                        acked = time.monotonic()
+                        answer_by = acked + run_timeout
                     continue
                 return body
             if answer_by is None or quick_retries is not None:
@@ -167,7 +178,7 @@ class Client:
                     raise LinkError(f"{command}: no answer from the payload after {tries} tries ({wait:.2f} s each)")
             elif time.monotonic() >= answer_by:
                 raise LinkError(f"{command}: acknowledged, but no answer from the payload within "
-                                f"{self.run_timeout:.1f} s")
+                                f"{run_timeout:.1f} s")
             # else it is still running, or it ran and its answer was lost on the line: the payload
             # answers a retransmission from its cache once it is done, without running it again
             self.stats.retransmissions += 1

@@ -10,12 +10,19 @@ valid, and why.
 the asked threads and batch, a thread sweep (1..cores) and a batch sweep, the end-to-end tiles/s
 and peak memory of `orbitlite onboard run` on a scene (in a child process), the CPU's frequency
 and temperature before and after from /sys, and throttling when detected. It lives in the
-runtime because it runs on the board: `hil bench` drives it there through a transport."""
+runtime because it runs on the board: `hil bench` drives it there through a transport.
+
+`BenchArgs` is what a board-side bench is asked, by the same bounds as the command line's: the
+harness turns it into `orbitlite onboard bench`'s arguments (`bench_argv`) where a transport runs
+commands, and sends it as the args of the payload's link command `bench` where it does not
+(onboard/link/commands.py). `bench_seconds` is how long one may take, for the ground's wait and
+the payload's own bound alike."""
 
 from __future__ import annotations
 
 import glob
 import importlib.metadata
+import os
 import platform
 import resource
 import shutil
@@ -24,21 +31,62 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Annotated, Callable, Literal, Sequence
 
 import click
 import numpy as np
+from msgspec import Meta
 
 from onboard.contracts.bench import MAX_LATENCIES, Cpu, EndToEnd, Measured, Rule, Timings, Versions
 from onboard.contracts.product import read_product
 from onboard.errors import BenchError
 from onboard.inference.model import load_model
-from onboard.schema import FiniteFloat
+from onboard.schema import FiniteFloat, Schema, Text
 
 Clock = Callable[[], float]
 # A frequency after the run below this fraction of the one before it is reported as throttling.
 FREQUENCY_DROP = 0.9
 END_TO_END_TIMEOUT = 3600.0
+ORBITLITE = (sys.executable, "-m", "orbitlite")  # this runtime, as a child process runs it
+MAX_THREADS = 64
+MAX_BATCH = 65536
+Threads = Annotated[int, Meta(ge=1, le=MAX_THREADS)]
+Batch = Annotated[int, Meta(ge=1, le=MAX_BATCH)]
+
+
+class BenchArgs(Schema):
+    """A board-side bench, as `orbitlite onboard bench` takes it (see the module's docstring)."""
+
+    model: Text  # the .tflite, its manifest beside it
+    threads: Threads = 1
+    batch: Batch = 1
+    cores: Threads | None = None  # the thread sweep runs 1..cores; None: the board's CPU count
+    batches: Annotated[tuple[Batch, ...], Meta(min_length=1)] = (1, 16, 64, 256)
+    rule: Rule = Rule()
+    scene: Text | None = None  # also time `onboard run` on it end to end
+    bands: Text | None = None  # the scene's band names in file order
+    accelerator: Literal["cpu", "edgetpu"] = "cpu"
+
+
+def bench_argv(a: BenchArgs) -> list[str]:
+    """`orbitlite onboard bench`'s arguments (after `orbitlite`) for `a`; each value joined to its
+    option, so none can pass for an option of its own."""
+    r = a.rule
+    argv = ["onboard", "bench", f"--model={a.model}", f"--threads={a.threads}", f"--batch={a.batch}",
+            f"--batches={','.join(map(str, a.batches))}", f"--min-runs={r.min_runs}",
+            f"--min-seconds={r.min_seconds!r}", f"--max-seconds={r.max_seconds!r}",
+            f"--warmup-runs={r.warmup_runs}", f"--accelerator={a.accelerator}"]
+    for option, value in (("cores", a.cores), ("scene", a.scene), ("bands", a.bands)):
+        if value is not None:
+            argv.append(f"--{option}={value}")
+    return argv
+
+
+def bench_seconds(a: BenchArgs) -> float:
+    """The longest the bench `a` may take: every measurement to the rule's max_seconds and a
+    minute to load and warm up, and ten minutes for the rest (starting, the end-to-end run)."""
+    measurements = 1 + (a.cores or os.cpu_count() or 1) + len(a.batches)
+    return measurements * (a.rule.max_seconds + 60) + 600
 
 
 def batch_sweep(ctx: click.Context | None, param: click.Parameter | None, value: str) -> tuple[int, ...]:
@@ -47,8 +95,8 @@ def batch_sweep(ctx: click.Context | None, param: click.Parameter | None, value:
         sweep = tuple(sorted({int(b) for b in value.split(",")}))
     except ValueError:
         raise click.BadParameter("give batch sizes as integers, e.g. 1,16,256", ctx, param) from None
-    if not sweep or min(sweep) < 1 or max(sweep) > 65536:
-        raise click.BadParameter("batch sizes are 1 to 65536", ctx, param)
+    if not sweep or min(sweep) < 1 or max(sweep) > MAX_BATCH:
+        raise click.BadParameter(f"batch sizes are 1 to {MAX_BATCH}", ctx, param)
     return sweep
 
 
@@ -198,7 +246,7 @@ def versions(interpreter: str) -> Versions:
 
 def bench_board(model_path: Path, *, threads: int, batch: int, cores: int, batches: Sequence[int], rule: Rule,
                 scene: Path | None = None, bands: str | None = None, interpreter: str = "auto",
-                accelerator: str = "cpu", orbitlite: Sequence[str] = (sys.executable, "-m", "orbitlite")) -> Measured:
+                accelerator: str = "cpu", orbitlite: Sequence[str] = ORBITLITE) -> Measured:
     """Everything the harness measures on the board (see the module's docstring)."""
     before = cpu_state()
     main, latencies = benchmark(model_path, threads, batch, rule, interpreter, accelerator)

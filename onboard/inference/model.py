@@ -94,10 +94,11 @@ class LoadedModel:
 
 
 def load_model(path: Path, threads: int = 1, batch: int = 1, interpreter: str = "auto",
-               accelerator: str = "cpu") -> LoadedModel:
+               accelerator: str = "cpu", reference: bool = False) -> LoadedModel:
     """Load `path` and its manifest (`path` + `.json`), refusing a model that is missing, corrupt,
     truncated, or not the one its manifest describes. `accelerator="edgetpu"` runs it through the
-    Coral Edge TPU delegate."""
+    Coral Edge TPU delegate; `reference` through TFLite's reference kernels alone (portable integer
+    arithmetic, the same bits on every CPU; slow), not the optimized ones (XNNPACK) that fly."""
     if accelerator not in ("cpu", "edgetpu"):
         raise ModelError(f"unknown accelerator {accelerator!r}; choose cpu or edgetpu")
     path = Path(path)
@@ -118,8 +119,10 @@ def load_model(path: Path, threads: int = 1, batch: int = 1, interpreter: str = 
         raise ModelError(f"model {path} is not a TFLite flatbuffer")
     cls, name = interpreter_class(interpreter)
     delegates = [edgetpu_delegate(name)] if accelerator == "edgetpu" else None
+    kernels = {"experimental_op_resolver_type": importlib.import_module(cls.__module__).OpResolverType.BUILTIN_REF} \
+        if reference else {}
     try:
-        interpreter = cls(model_content=content, num_threads=threads, experimental_delegates=delegates)
+        interpreter = cls(model_content=content, num_threads=threads, experimental_delegates=delegates, **kernels)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"model {path} cannot be loaded by {name}: {exc}") from None

@@ -13,6 +13,16 @@ refused in one line.
   where the service takes it up in turn; returns its place in the queue;
 - `products {n}` -> the next products of the downlink queue; `ack_product {id}` -> the ground holds
   it: it leaves the store;
+- `bench {model, threads, batch, cores, batches, rule, scene, bands, accelerator}` (BenchArgs in
+  onboard/inference/bench.py, bounded as `orbitlite onboard bench`'s options) -> runs that bench on
+  the payload, on a model (its manifest beside it) and a scene uploaded to `files/` (each a file
+  directly there, no link), and writes what it measured to `bench/result.json` (the contract
+  onboard.contracts.bench.Measured, validated; too large for one frame, so the ground downloads
+  it); returns that path, its size, the main tiles/s and whether the rule held. The bench has the
+  board to itself: it is refused while the service runs a scene, and no scene starts while it
+  runs; the link answers nothing else meanwhile (its thread waits on the bench, a child process),
+  so the ground gives the command as long as `bench_seconds` allows. The payload stops the bench
+  at that bound too, and when the service stops;
 - `clear_slot {slot}` -> empties slot `a` or `b`, unless it is the active one, for a new bundle;
 - `switch_slot {slot}` -> checks slot `a` or `b` against its bundle manifest and self-tests the
   service's models in it (onboard/link/slots.py) and, only if all pass, makes it the active slot;
@@ -33,16 +43,24 @@ service itself knows nothing of the link.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import subprocess
 import threading
 import time
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal, Sequence
 
 from msgspec import Meta
+from msgspec.structs import replace
 
-from onboard.errors import BudgetError, LinkError, OrbitliteError, SlotError, StoreError, TransferError
+from onboard.contracts.bench import decode_measured
+from onboard.errors import BenchError, BudgetError, LinkError, OrbitliteError, SlotError, StoreError, TransferError
+from onboard.files import write_verified
+from onboard.inference.bench import ORBITLITE, BenchArgs, bench_argv, bench_seconds
 from onboard.link.endpoint import Endpoint, Handler
 from onboard.link.files import FileService
 from onboard.link.port import open_port
@@ -52,6 +70,8 @@ from onboard.service.config import Budgets, LinkConfig, ServiceConfig
 from onboard.service.loop import Service
 
 FILES = "files"
+BENCH_RESULT = "bench/result.json"  # under the root: what the last `bench` measured
+STOP_POLL = 0.5  # s between looks at the service's stop while a bench runs
 
 
 # The args of each command (the file transfer's are in onboard/link/files.py).
@@ -92,7 +112,8 @@ class PayloadCommands:
     def handlers(self) -> dict[str, Handler]:
         return {"ping": self.ping, "status": self.status, "set_budgets": self.set_budgets,
                 "run_scene": self.run_scene, "products": self.products, "ack_product": self.ack_product,
-                "clear_slot": self.clear_slot, "switch_slot": self.switch_slot, **self.files.handlers()}
+                "bench": self.bench, "clear_slot": self.clear_slot, "switch_slot": self.switch_slot,
+                **self.files.handlers()}
 
     def _closed(self) -> dict[str, str]:
         """The upload areas not to be written now: the active slot."""
@@ -127,6 +148,20 @@ class PayloadCommands:
         product_id = convert(args, AckArgs, source="ack_product", error=StoreError).id
         return {"removed": self.service.store.acknowledge(product_id)}
 
+    def bench(self, args: dict[str, Any]) -> dict[str, Any]:
+        a = convert(args, BenchArgs, source="bench", error=BenchError)
+        model = self.files.uploaded(a.model, FILES)
+        self.files.uploaded(f"{a.model}.json", FILES)  # its manifest, read from beside it
+        scene = None if a.scene is None else str(self.files.uploaded(a.scene, FILES).absolute())
+        here = replace(a, model=str(model.absolute()), scene=scene)
+        (self.root / PurePosixPath(BENCH_RESULT).parent).mkdir(exist_ok=True)
+        with self.service.lent("bench"):
+            data = _bench_child([*ORBITLITE, *bench_argv(here)], bench_seconds(a), self.service.stopping)
+        measured = decode_measured(data, "bench: what orbitlite onboard bench printed")
+        write_verified(self.root / BENCH_RESULT, data)
+        return {"result": BENCH_RESULT, "size": len(data), "tiles_per_s": measured.main.tiles_per_s,
+                "valid": measured.valid}
+
     def clear_slot(self, args: dict[str, Any]) -> dict[str, Any]:
         slot = convert(args, SlotArgs, source="clear_slot", error=SlotError).slot
         return {"slot": slot, "removed": self.files.clear(f"slots/{slot}")}
@@ -136,6 +171,31 @@ class PayloadCommands:
         ids = switch_to(self.slots, slot, _needed(self.service.config, self.slots), self.service.config.threads)
         self.service.models_changed()
         return {"active_slot": slot, "models": ids}
+
+
+def _bench_child(argv: Sequence[str], seconds: float, stopping: threading.Event) -> bytes:
+    """What `argv` (`orbitlite onboard bench`) prints. A child process, so that its memory is its
+    own and it can be stopped: with everything it started, after `seconds` or once the service
+    stops; BenchError in one line then, or when it fails."""
+    deadline = time.monotonic() + seconds
+    with subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          start_new_session=True) as child:
+        while True:
+            try:
+                out, err = child.communicate(timeout=STOP_POLL)
+                break
+            except subprocess.TimeoutExpired:  # its output is kept for the next communicate()
+                if not stopping.is_set() and time.monotonic() < deadline:
+                    continue
+                with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.communicate()
+                raise BenchError("bench: stopped with the service" if stopping.is_set() else
+                                 f"bench: still running after {seconds:g} s (bench_seconds of its args); stopped")
+    if child.returncode != 0:
+        last = (err.decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
+        raise BenchError(f"bench: orbitlite onboard bench failed on the payload (exit {child.returncode}): {last}")
+    return out
 
 
 def _needed(config: ServiceConfig, slots: Path) -> list[PurePosixPath]:

@@ -390,26 +390,38 @@ class FileService:
             raise
         return folder
 
-    def take(self, path: str, area: str, into: Path) -> str:
-        """Move the file `path`, directly in the upload area `area` and no symbolic link, into the
-        folder `into`; its name."""
+    @contextmanager
+    def _uploaded(self, path: str, area: str) -> Iterator[tuple[int, str]]:
+        """The open folder of the upload area `area` and the name in it of the file `path`, which
+        must lie directly there and be a file, no symbolic link."""
         names = area_path(path)
         if "/".join(names[:-1]) != area:
             raise TransferError(f"{path[:60]!r}: name a file directly in {area}/")
-        name = names[-1]
         folder = self._folder(names[:-1])
         try:
             try:
-                mode = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+                mode = os.stat(names[-1], dir_fd=folder, follow_symlinks=False).st_mode
             except FileNotFoundError:
                 raise TransferError(f"no file {path} on the payload: upload it first") from None
             if not stat.S_ISREG(mode):
                 raise TransferError(f"{path} is a symbolic link or a folder, not a file uploaded there")
+            yield folder, names[-1]
+        finally:
+            os.close(folder)
+
+    def uploaded(self, path: str, area: str) -> Path:
+        """The file `path`, directly in the upload area `area` and no symbolic link, by its path
+        under the root."""
+        with self._uploaded(path, area):
+            return self.root / path
+
+    def take(self, path: str, area: str, into: Path) -> str:
+        """Move the file `path`, directly in the upload area `area` and no symbolic link, into the
+        folder `into`; its name."""
+        with self._uploaded(path, area) as (folder, name):
             if (into / name).exists():
                 raise TransferError(f"{name} is already in {into.name}/")
             os.replace(name, into / name, src_dir_fd=folder)
-        finally:
-            os.close(folder)
         return name
 
     def clear(self, area: str) -> int:

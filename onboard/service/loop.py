@@ -23,12 +23,14 @@ since) starts again with the current ones. SIGTERM or SIGINT stop it between two
 
 With a `link` section, `serve` also answers commands on a serial port in a thread of its own
 (onboard/link/commands.py, wired by onboard/cli.py: the service does not know the link); what they
-change (budgets, the model slot) takes effect between scenes. Models that cannot be loaded (at the
-start, or after a slot switch) end the service with one line, unless it is given a `fallback`
-(`serve` with a link gives one: the other model slot): then it asks the fallback to put other
-models in their place and loads those, or, if that fails too, runs with no models, the scenes
-waiting in the spool, so that the link stays up to mend it. Why is in `status()` (`models_fault`)
-and in a telemetry line (event `models`).
+change (budgets, the model slot) takes effect between scenes. A command that needs the board to
+itself (a bench) borrows it with `lent()`: refused while a scene runs, and while it is lent no
+scene starts (they wait in the spool). Models that cannot be loaded (at the start, or after a
+slot switch) end the service with one line, unless it is given a `fallback` (`serve` with a link
+gives one: the other model slot): then it asks the fallback to put other models in their place
+and loads those, or, if that fails too, runs with no models, the scenes waiting in the spool, so
+that the link stays up to mend it. Why is in `status()` (`models_fault`) and in a telemetry line
+(event `models`).
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ import json
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from onboard.contracts.product import NODATA
 from onboard.contracts.tiling import TileGrid
-from onboard.errors import ConfigError, OrbitliteError, OutputError, QuotaError, StoreError
+from onboard.errors import BusyError, ConfigError, OrbitliteError, OutputError, QuotaError, StoreError
 from onboard.files import ensure_writable_dir, write_verified
 from onboard.run.budget import Budget, FixedPower, PowerSource, Scheduler
 from onboard.run.plan import Plan, build_plan
@@ -94,6 +97,7 @@ class Service:
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
         self._lock = threading.Lock()  # between the link's thread and the spool's
+        self._board = threading.Lock()  # held through a scene, or while the board is lent (lent())
         self._models_changed = False
         self._fallback = fallback
         self._plan: Plan | None = None  # None: no models could be loaded; the scenes wait
@@ -216,6 +220,19 @@ class Service:
         with self._lock:
             self._models_changed = True
 
+    @contextmanager
+    def lent(self, to: str) -> Iterator[None]:
+        """The board to `to` alone (a bench over the link): no scene starts until it is given
+        back, the scenes waiting in the spool; BusyError, at once, while a scene runs."""
+        if not self._board.acquire(blocking=False):
+            current = self._current
+            raise BusyError(f"{to}: the payload is running {f'scene {current.scene_id}' if current else 'a scene'}; "
+                            f"ask again when `status` shows no scene")
+        try:
+            yield
+        finally:
+            self._board.release()
+
     def status(self) -> dict[str, Any]:
         current = self._current
         return {
@@ -272,12 +289,17 @@ class Service:
         self._between_scenes()
         if self._plan is None:  # no models: the scene waits in the spool
             return False
+        if not self._board.acquire(blocking=False):  # lent (a bench): the scene waits in the spool
+            return False
         try:
-            scene = open_spooled(path, self.config.bands)
-        except OrbitliteError as exc:
-            return self._fail(path, path.stem, str(exc), waiting, summary)
-        with scene:
-            return self._process(path, scene, waiting, summary)
+            try:
+                scene = open_spooled(path, self.config.bands)
+            except OrbitliteError as exc:
+                return self._fail(path, path.stem, str(exc), waiting, summary)
+            with scene:
+                return self._process(path, scene, waiting, summary)
+        finally:
+            self._board.release()
 
     def _process(self, path: Path, scene: Raster, waiting: int, summary: Summary) -> bool:
         record = self._store.scene(scene.id)

@@ -5,6 +5,7 @@ modelled (`modelled = True`)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable
 
@@ -42,15 +43,22 @@ class ModelledMeter:
 
 
 def board_cpu(transport: Transport) -> Callable[[], tuple[float, int]]:
-    """A reader of the board's busy CPU-seconds and cores, from /proc/stat through `transport`."""
-    ticks = float(transport.run(["getconf", "CLK_TCK"], timeout=30).check("getconf CLK_TCK").stdout.decode())
+    """A reader of the board's busy CPU-seconds and cores, from /proc/stat through `transport`. It
+    asks the board nothing until it is read: `hil bench` opens a modelled meter and never reads it
+    (its energy is the profile's busy watts over the bench's busy time), so a transport that runs
+    no command (serial) can bench too."""
+
+    @functools.cache
+    def ticks() -> float:
+        return float(transport.run(["getconf", "CLK_TCK"], timeout=30).check("getconf CLK_TCK").stdout.decode())
 
     def cpu() -> tuple[float, int]:
+        per_second = ticks()
         lines = transport.run(["cat", "/proc/stat"], timeout=30).check("reading /proc/stat").stdout.decode().splitlines()
         try:
             total = [int(v) for v in lines[0].split()[1:]]
             cores = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
-            return sum(total[i] for i in BUSY_FIELDS if i < len(total)) / ticks, max(cores, 1)
+            return sum(total[i] for i in BUSY_FIELDS if i < len(total)) / per_second, max(cores, 1)
         except (IndexError, ValueError):
             raise MeterError("the board's /proc/stat does not read as Linux's: its busy time cannot be modelled") from None
 
