@@ -6,13 +6,13 @@ $ORBITLITE_BOARDS for your own). Without `--board` they run against the emulated
 `rpi-emulated`, started when the first test needs it and stopped at the session's end, unless it
 was running before.
 
-Session fixtures: `board` (the profile), `board_transport` (its first transport, opened),
-`board_meter` (its power meter), `emulated_board` (the emulated board's files, the board
-started), and `deployed_slot` (the models of `deploy_models`, a fixture a conftest overrides,
-deployed by hil.deploy). A test that uses a board fixture is marked `hil`; one marked
-`needs_edgetpu`, `needs_meter`, `needs_ssh` or `needs_serial` is skipped at collection, with the
-reason, on a board without it. The header of the report names the board, and with --junitxml so
-do the test suite's properties."""
+Session fixtures: `board` (the profile), `board_transport` (its first transport that runs
+commands, opened), `board_meter` (its power meter), `emulated_board` (the emulated board's files,
+the board started), and `deployed_slot` (the models of `deploy_models`, a fixture a conftest
+overrides, deployed as `hil deploy` does). A test that uses a board fixture is marked `hil`; one
+marked `needs_edgetpu`, `needs_meter`, `needs_ssh` or `needs_serial` is skipped at collection,
+with the reason, on a board without it. The header of the report names the board, and with
+--junitxml so do the test suite's properties."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from hil.boards.drivers import open_meter, open_transport
+from hil.boards.drivers import open_command_transport, open_meter
 from hil.boards.meters import PowerMeter
 from hil.boards.profile import ENV_VAR, Board, ModelledSpec, find_board
 from hil.boards.transport import Transport
@@ -144,9 +144,10 @@ def board(request: pytest.FixtureRequest) -> Board:
 
 @pytest.fixture(scope="session")
 def board_transport(board: Board) -> Iterator[Transport]:
-    """The board's first transport (hil/boards/drivers.py), closed at the session's end."""
+    """The board's first transport that runs commands (ssh or local, as `hil deploy` takes it;
+    hil/boards/drivers.py), closed at the session's end."""
     with _one_line():
-        transport = open_transport(board)
+        transport = open_command_transport(board)
     yield transport
     transport.close()
 
@@ -171,7 +172,8 @@ def deploy_models() -> list[Path]:
 @pytest.fixture(scope="session")
 def deployed_slot(board: Board, board_transport: Transport, deploy_models: list[Path]) -> Any:
     """The models of `deploy_models` deployed to the board as `hil deploy` does: the deploy's
-    result, with the slot they went into (`.slot`, "a" or "b") and the bundle's id."""
+    result (hil/deploy/deploy.py's `Deployed`), with the slot they went into (`.slot`, "a" or "b")
+    and the bundle's id (`.bundle`). The deployment stays on the board, as any deploy's does."""
     # imported when a test deploys, not when pytest loads the plugin in every session
     from hil.deploy.deploy import deploy
     with _one_line():

@@ -6,8 +6,12 @@ and the JUnit XML, and the emulated board started only for a test that needs it.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
@@ -116,6 +120,33 @@ def test_deployed_slot_asks_for_the_models_to_deploy(inner):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*override deploy_models in your conftest.py*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_deployed_slot_deploys_the_models_of_deploy_models(inner, ground_models):
+    inner.makeconftest(f"""
+import pytest
+
+@pytest.fixture(scope="session")
+def deploy_models():
+    return [{str(ground_models["tflite"])!r}]
+""")
+    inner.makepyfile(test_inner="""
+import json
+
+def test_deployed(deployed_slot, board_transport):
+    assert deployed_slot.slot == "a" and deployed_slot.previous is None and len(deployed_slot.bundle) == 16
+    done = board_transport.run([board_transport.python, "payload/supervisor/supervisor.py", "payload", "status"],
+                               timeout=60).check("status")
+    status = json.loads(done.stdout)
+    assert (status["slot"], status["state"]) == ("a", "running")
+""")
+    payload = Path(os.environ["ORBITLITE_CACHE"]) / "local-board" / "payload"
+    try:
+        result = inner.runpytest("--board", "local")
+    finally:  # the deploy leaves the payload's supervisor running, as on a board
+        subprocess.run([sys.executable, str(payload / "supervisor/supervisor.py"), str(payload), "stop"],
+                       capture_output=True, timeout=120)
+    result.assert_outcomes(passed=1)
 
 
 def test_without_board_the_emulated_board_starts_only_for_a_test_that_needs_it(inner):
