@@ -203,7 +203,7 @@ def test_a_wheel_for_the_wrong_arch_fails_the_install(clean_board, bundles, tmp_
 
 def test_a_service_that_does_not_start_on_the_new_slot_sends_the_board_back(clean_board, bundles):
     line = assert_one_line_error(deploy(str(bundles["no-store"])), "step 4 (switch)", "slot a did not come up",
-                                 "the board went back to slot b")
+                                 "the board went back to slot b, where the service runs again")
     assert "exited with status" in line
     now = running(clean_board, "b")
     assert now["fallback"]["from"] == "a" and now["fallback"]["to"] == "b"

@@ -49,6 +49,9 @@ class Check:
     arch: str  # uname -m
     answer: Answer | None  # None: no python3 on the board
     why_no_python: str = ""
+    # the same, asked of the deployed runtime's Python (hil deploy), or why there is none; None
+    # where the runtime is the board's python3 itself (local)
+    deployed: Answer | str | None = None
 
 
 def check_board(transport: Transport) -> Check:
@@ -59,10 +62,20 @@ def check_board(transport: Transport) -> Check:
     except TransportError as exc:
         return Check(arch, None, str(exc))
     done.check("the probe (python3)")
-    lines = done.stdout.strip().splitlines()
+    answer = _answer(done.stdout, "python3")
+    deployed = None
+    if transport.runtime and transport.runtime[0] != transport.python:  # a runtime deployed apart from python3
+        there = transport.run([transport.runtime[0], "-"], timeout=TIMEOUT, stdin=PROBE.read_bytes())
+        deployed = _answer(there.stdout, "the deployed runtime") if there.returncode == 0 else \
+            "no runtime (orbitlite hil deploy)"
+    return Check(arch, answer, deployed=deployed)
+
+
+def _answer(stdout: bytes, who: str) -> Answer:
+    lines = stdout.strip().splitlines()
     if not lines:
-        raise BoardError("the board's python3 answered nothing to the probe")
-    return Check(arch, decode(lines[-1], Answer, source="the board's answer to the probe", error=BoardError))
+        raise BoardError(f"the board's {who} answered nothing to the probe")
+    return decode(lines[-1], Answer, source=f"the board's answer to the probe ({who})", error=BoardError)
 
 
 class LinkStatus(msgspec.Struct):
@@ -129,6 +142,12 @@ def report(board: Board, transport_name: str, check: Check) -> list[str]:
         interp = a.interpreter
         lines.append(("interpreter", f"{interp.module} {interp.version or '(version unknown)'}" if interp
                       else "none (neither ai_edge_litert nor tflite_runtime imports)"))
+        d = check.deployed
+        if isinstance(d, str):
+            lines.append(("deployed", d))
+        elif d is not None:
+            lines.append(("deployed", f"{d.interpreter.module} {d.interpreter.version or ''}, Python {d.python} "
+                          f"({d.executable})" if d.interpreter else f"Python {d.python}, no interpreter imports"))
         tpu = ", ".join(a.edgetpu) if a.edgetpu else "no"
         lines.append(("edge tpu", tpu + ("" if bool(a.edgetpu) == (spec.accelerator != "none")
                                          else f"  (the profile says {spec.accelerator})")))

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from hil.boards.profile import SshSpec
-from hil.boards.transport import RUNTIME, WORK, Completed, bench_by_command
+from hil.boards.transport import RUNTIME_PYTHON, WORK, Completed, bench_by_command
 from hil.errors import TransportError
 from onboard.inference.bench import BenchArgs
 
@@ -32,7 +32,7 @@ class SshTransport:
 
     name = "ssh"
     python = "python3"
-    runtime = (RUNTIME,)
+    runtime = (RUNTIME_PYTHON, "-P", "-m", "orbitlite")  # the deployed one (hil deploy)
     work = WORK
 
     def __init__(self, spec: SshSpec) -> None:

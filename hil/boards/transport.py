@@ -22,8 +22,8 @@ from onboard.inference.bench import BenchArgs, bench_argv
 
 WORK = "orbitlite-bench"  # a transport's `work` where it runs commands
 PAYLOAD = "payload"  # the payload's root that `hil deploy` installs, in the board's folder for the harness
-# the deployed runtime, from the active slot (hil deploy installs this launcher)
-RUNTIME = f"{PAYLOAD}/bin/orbitlite"
+# the active slot's Python, with the deployed runtime (hil deploy installs this launcher)
+RUNTIME_PYTHON = f"{PAYLOAD}/bin/python"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from msgspec import Meta
 
 from hil.boards.check import Answer, check_board
 from hil.boards.profile import Board
-from hil.boards.transport import PAYLOAD, RUNTIME, Transport
+from hil.boards.transport import PAYLOAD, RUNTIME_PYTHON, Transport
 from hil.deploy import runtime
 from hil.deploy.bundle import build_bundle
 from hil.errors import DeployError, TransportError
@@ -48,11 +48,11 @@ ROOT = PAYLOAD  # the payload's root on the board, in the transport's folder
 BUILD = "orbitlite-build"  # where the board builds orbitlite's wheel, in the transport's folder
 SUPERVISOR = f"{ROOT}/supervisor/supervisor.py"
 UNIT = "/etc/systemd/system/orbitlite-payload.service"
-# RUNTIME: orbitlite from the active slot's runtime, for the harness's commands (`hil bench`)
+# RUNTIME_PYTHON: the active slot's Python, for the harness's commands (`hil bench`, `hil boards check`)
 LAUNCHER = """#!/bin/sh
-# orbitlite from the active slot's runtime (installed by orbitlite hil deploy)
+# the active slot's Python, with its runtime (installed by orbitlite hil deploy)
 root="$(cd "$(dirname "$0")/.." && pwd)"
-exec "$root/envs/$(readlink "$root/slots/active")/bin/python" -P -m orbitlite "$@"
+exec "$root/envs/$(readlink "$root/slots/active")/bin/python" "$@"
 """
 SERVICE_TIMEOUT_MARGIN_S = 30.0
 ROOM_FACTOR = 4  # the bundle arrives, moves into its slot, and its wheels unpack into the runtime
@@ -202,9 +202,9 @@ class Payload:
         """Install this harness's supervisor on the board (and its systemd unit, where systemd runs
         and the deploy is root), and the runtime's launcher; whether the supervisor changed."""
         with tempfile.TemporaryDirectory() as scratch:
-            (Path(scratch) / "orbitlite").write_text(LAUNCHER)
-            self.t.put(Path(scratch) / "orbitlite", RUNTIME)
-            self.t.run(["chmod", "755", RUNTIME], timeout=60).check("installing the runtime's launcher")
+            (Path(scratch) / "python").write_text(LAUNCHER)
+            self.t.put(Path(scratch) / "python", RUNTIME_PYTHON)
+            self.t.run(["chmod", "755", RUNTIME_PYTHON], timeout=60).check("installing the runtime's launcher")
         there = self.agent("hashes", "supervisor", step="installing the supervisor", answer=Hashes).get("supervisor.py")
         if there is not None and there[1] == hashlib.sha256(self.source).hexdigest():
             return False
@@ -242,7 +242,7 @@ class Payload:
             status = self.agent("status", step=step, answer=Status)
             if status.fallback is not None and status.fallback != before:
                 raise DeployError(f"{step}: slot {slot} did not come up: {status.fallback.reason}; the board went "
-                                  f"back to slot {status.fallback.to}")
+                                  f"back to slot {status.fallback.to}, {self._back_up(status.fallback.to, step)}")
             if status.slot == slot and status.state == "running" and status.trial is None:
                 return time.monotonic() - start
             if status.state == "failed" and status.trial is None and probe.active is None:
@@ -250,6 +250,17 @@ class Payload:
             time.sleep(0.5)
         raise DeployError(f"{step}: the board's supervisor did not confirm slot {slot} within "
                           f"{trial_s + SERVICE_TIMEOUT_MARGIN_S:g} s")
+
+
+    def _back_up(self, slot: str | None, step: str) -> str:
+        """Whether the service runs again on `slot`, the one the board went back to."""
+        deadline = time.monotonic() + SERVICE_TIMEOUT_MARGIN_S
+        while time.monotonic() < deadline:
+            status = self.agent("status", step=step, answer=Status)
+            if status.slot == slot and status.state == "running":
+                return "where the service runs again"
+            time.sleep(0.5)
+        return f"where the service is not up either: {status.reason}"
 
 
 def _unit(probe: Probe) -> str:
