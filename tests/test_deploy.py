@@ -126,7 +126,8 @@ def test_a_good_deploy_then_another_into_the_other_slot(clean_board, bundles):
     assert "slot a active (was none)" in first.stdout and "hashes checked" in first.stdout
     running(clean_board, "a")
     # the service on slot a runs a scene into the store
-    done = subprocess.run(["scp", "-q", "-P", "2299", "-i", str(board.key), "-o", f"UserKnownHostsFile={board.known_hosts}",
+    done = subprocess.run(["scp", "-q", "-P", "2299", "-i", str(clean_board.key),
+                           "-o", f"UserKnownHostsFile={clean_board.known_hosts}",
                            str(BENCH_SCENE), f"root@127.0.0.1:{PAYLOAD}/spool/scene.npy"], capture_output=True)
     assert done.returncode == 0, done.stderr
     deadline = time.monotonic() + 300
@@ -212,7 +213,7 @@ def test_a_service_that_does_not_start_on_the_new_slot_sends_the_board_back(clea
 
 def test_a_transfer_cut_mid_way_resumes_where_it_stopped(clean_board, bundles):
     body = bundle.read(bundles["first"])
-    incoming = board.rootfs / "root" / PAYLOAD / "incoming" / body.id
+    incoming = clean_board.rootfs / "root" / PAYLOAD / "incoming" / body.id
     cut = subprocess.Popen([str(Path(sys.executable).with_name("orbitlite")), "hil", "deploy", "--board", BOARD,
                             str(bundles["first"])], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
