@@ -57,7 +57,7 @@ def onboard() -> None:
               help="A larger model that re-classifies the tiles the ladder is unsure of.")
 @click.option("--cascade-below", default=128, show_default=True, type=click.IntRange(0, 256),
               help="Confidence (of 255) under which a tile goes to the cascade.")
-@click.option("--board", default="rpi-4", show_default=True, type=click.Choice(list(BOARDS)),
+@click.option("--board", default="rpi-4b", show_default=True, type=click.Choice(list(BOARDS)),
               help="The board whose idle and busy watts the budgets count with.")
 @click.option("--cpu-seconds", type=FiniteFloat(0, MAX_SCENE_SECONDS, min_open=True),
               help="CPU-seconds the scene may spend.")
@@ -161,7 +161,7 @@ def serve(config: Path, once: bool, ready: Path | None) -> None:
     """Watch a spool directory and run each scene that lands there into the on-board store.
 
     CONFIG is a JSON file; paths in it are relative to it. Required: spool (a directory),
-    bands (the .npy scenes' band names in file order), board (a name such as rpi-4, or a
+    bands (the .npy scenes' band names in file order), board (a name such as rpi-4b, or a
     board profile file), models.ladder (.tflite files, best first; manifests beside them),
     store.path and store.capacity_bytes, telemetry (a JSON-lines log). Optional: models.cascade,
     .cascade_below, .threads, .batch, .interpreter, .accelerator; store.capacity_count,

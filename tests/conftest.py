@@ -101,7 +101,7 @@ def bench_result(tiles_per_s: float = 14428.0, busy_watts: float = 4.5, model: s
                         throttling=None)
     return BenchReport(
         created="2026-12-02T03:00:00+00:00",
-        board=BoardInfo(name="rpi-4", arch="aarch64", cores=4, accelerator="none", idle_watts=2.7,
+        board=BoardInfo(name="rpi-4b", arch="aarch64", cores=4, accelerator="none", idle_watts=2.7,
                         busy_watts=busy_watts, meter="modelled", transport="ssh"),
         model=ModelInfo(file=model, id="m", sha256="0" * 64, size_bytes=10000, tile=(32, 32), dtype="int8"),
         measured=measured,

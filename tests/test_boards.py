@@ -14,6 +14,7 @@ import pytest
 from hil.boards.drivers import open_transport
 from hil.boards.profile import SHIPPED, SshSpec, all_boards, find_board, load_board
 from hil.errors import BoardError, TransportError
+from onboard.run.boards import BOARDS, BoardProfile
 from tests.conftest import assert_one_line_error, orbitlite
 from tests.sshd import free_port, sshd  # noqa: F401  (sshd: the fixture)
 
@@ -32,8 +33,8 @@ def test_every_shipped_profile_loads():
     boards = {b.name: b for b in all_boards()}
     assert sorted(boards) == SHIPPED_NAMES
     assert all(b.origin == "shipped" and not b.overrides for b in boards.values())
-    assert boards["rpi-4b"].spec.idle_watts == 2.7 and boards["rpi-4b"].spec.busy_watts == 6.4
-    assert boards["rpi-5"].spec.busy_watts == 11.0 and boards["rpi-zero-2w"].spec.idle_watts == 0.6
+    assert boards["rpi-4b"].energy() == BoardProfile("rpi-4b", 2.7, 6.4)
+    assert boards["rpi-5"].energy().busy_watts == 11.0 and boards["rpi-zero-2w"].energy().idle_watts == 0.6
     assert boards["coral-dev-board"].spec.accelerator == "edgetpu-pcie"
     emulated = boards["rpi-emulated"]
     assert emulated.spec.emulated and "not a Raspberry Pi's" in emulated.spec.note
@@ -41,7 +42,19 @@ def test_every_shipped_profile_loads():
     assert isinstance(ssh, SshSpec) and (ssh.host, ssh.port, ssh.user) == ("127.0.0.1", 2299, "root")
     assert ssh.key == str(Path("~/.cache/orbitlite/rpi-emulated/id_ed25519").expanduser())
     assert boards["rpi-4b"].transport_kinds() == ["ssh", "serial"]
-    assert boards["local"].energy().busy_watts == boards["local"].spec.busy_watts
+    assert boards["local"].energy() == BoardProfile("local", 10.0, 35.0)  # its own figures: no board of BOARDS
+
+
+def test_the_boards_watts_are_onboards():
+    """One source for a board's watts: every shipped profile of a board the runtime knows takes
+    its figures from onboard's BOARDS (those of `onboard run --board` and the serve config), and
+    the emulated board a Pi 4's."""
+    boards = {b.name: b for b in all_boards()}
+    for name, figures in BOARDS.items():
+        assert boards[name].spec.watts_of == name and boards[name].energy() == figures
+        assert boards[name].spec.idle_watts is None and boards[name].spec.busy_watts is None
+    emulated = boards["rpi-emulated"].energy()
+    assert (emulated.idle_watts, emulated.busy_watts) == (BOARDS["rpi-4b"].idle_watts, BOARDS["rpi-4b"].busy_watts)
 
 
 def test_paths_in_a_profile_are_relative_to_it_or_home(tmp_path, monkeypatch):
@@ -64,9 +77,14 @@ def test_paths_in_a_profile_are_relative_to_it_or_home(tmp_path, monkeypatch):
     (("workdir = ", "folder = "), ["transports[0].folder: unknown key"]),
     (('kind = "modelled"', 'kind = "ina219"\naddress = 300'), ["meter.address: Expected `int` <= 119"]),
     (("busy_watts = 35.0", "busy_watts = 1.0"), ["busy_watts 1 is below idle_watts 10"]),
+    (("busy_watts = 35.0\n", ""), ["idle_watts and busy_watts: give both, or watts_of", "rpi-4b"]),
+    (("busy_watts = 35.0", 'busy_watts = 35.0\nwatts_of = "rpi-4b"'), ["give watts_of or idle_watts"]),
+    (("idle_watts = 10.0\nbusy_watts = 35.0", 'watts_of = "rpi-4"'),
+     ["watts_of 'rpi-4' is not a board of onboard's BOARDS: rpi-zero-2w, rpi-4b"]),
     (('name = "local"', 'name = "other"'), ["name is 'other', the file's name says 'local'"]),
     (("cores = 2", "cores = 2 2"), ["not valid TOML"]),
-], ids=["missing", "type", "arch", "unknown", "transport", "transport-key", "meter", "watts", "name", "toml"])
+], ids=["missing", "type", "arch", "unknown", "transport", "transport-key", "meter", "watts", "watts-missing",
+        "watts-twice", "watts-of", "name", "toml"])
 def test_a_bad_profile_is_one_line_naming_the_key(tmp_path, change, fragments):
     old, new = change
     assert old in LOCAL

@@ -22,7 +22,7 @@ class Clock:
         return self.t
 
 
-def _scheduler(budget: Budget, power: PowerState = PowerState(1.0, 100.0, True), board=BOARDS["rpi-4"]):
+def _scheduler(budget: Budget, power: PowerState = PowerState(1.0, 100.0, True), board=BOARDS["rpi-4b"]):
     wall, cpu = Clock(), Clock()
     return Scheduler(budget, board, wall, cpu, FixedPower(power), initial_seconds_per_tile=0.01), wall, cpu
 

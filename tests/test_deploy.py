@@ -25,7 +25,7 @@ from onboard.contracts import bundle
 from onboard.contracts.bench import read_bench
 from onboard.files import sha256_file
 from tests.conftest import assert_one_line_error, orbitlite
-from tests.emulated import emulated_board, on_board  # noqa: F401 (the fixture)
+from tests.emulated import on_board
 
 BOARD = "rpi-emulated"
 PAYLOAD = "orbitlite/payload"  # on the board: the profile's workdir, then the deploy's root
@@ -72,7 +72,7 @@ def deploy(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def board(emulated_board):
+def clean_board(emulated_board):
     """The emulated board with no payload on it yet."""
     if on_board(emulated_board, "test", "-f", f"{PAYLOAD}/supervisor/supervisor.py").returncode == 0:
         on_board(emulated_board, "python3", f"{PAYLOAD}/supervisor/supervisor.py", PAYLOAD, "stop")
@@ -81,7 +81,7 @@ def board(emulated_board):
 
 
 @pytest.fixture(scope="module")
-def bundles(board, ground_models, tmp_path_factory) -> dict[str, Path]:
+def bundles(clean_board, ground_models, tmp_path_factory) -> dict[str, Path]:
     """Bundles of the ground's model for the board, built by `hil bundle` (orbitlite's arm64 wheel
     built on the board the first time), and variants of them."""
     d = tmp_path_factory.mktemp("bundles")
@@ -112,38 +112,40 @@ def test_a_bundle_holds_the_runtime_for_the_board_and_the_model_with_its_vectors
     assert body.config == "service.json"
 
 
-def test_a_bundle_for_another_arch_is_refused_before_anything_changes(board, bundles, tmp_path):
+def test_a_bundle_for_another_arch_is_refused_before_anything_changes(clean_board, bundles, tmp_path):
     other = variant(bundles["first"], tmp_path / "other")
     body = json.loads((other / bundle.MANIFEST_NAME).read_text())
     (other / bundle.MANIFEST_NAME).write_text(json.dumps({**body, "runtime": {**body["runtime"], "arch": "x86_64"}}))
     assert_one_line_error(deploy(str(other)), "the bundle is for x86_64", "rpi-emulated is aarch64")
-    assert on_board(board, "test", "-e", PAYLOAD).returncode == 1
+    assert on_board(clean_board, "test", "-e", PAYLOAD).returncode == 1
 
 
-def test_a_good_deploy_then_another_into_the_other_slot(board, bundles):
+def test_a_good_deploy_then_another_into_the_other_slot(clean_board, bundles):
     first = deploy(str(bundles["first"]))
     assert first.returncode == 0, first.stderr
     assert "slot a active (was none)" in first.stdout and "hashes checked" in first.stdout
-    running(board, "a")
+    running(clean_board, "a")
     # the service on slot a runs a scene into the store
-    done = subprocess.run(["scp", "-q", "-P", "2299", "-i", str(board.key), "-o", f"UserKnownHostsFile={board.known_hosts}",
+    done = subprocess.run(["scp", "-q", "-P", "2299", "-i", str(clean_board.key),
+                           "-o", f"UserKnownHostsFile={clean_board.known_hosts}",
                            str(BENCH_SCENE), f"root@127.0.0.1:{PAYLOAD}/spool/scene.npy"], capture_output=True)
     assert done.returncode == 0, done.stderr
     deadline = time.monotonic() + 300
-    while on_board(board, "test", "-f", f"{PAYLOAD}/spool/done/scene.npy").returncode != 0:
-        assert time.monotonic() < deadline, on_board(board, "tail", "-5", f"{PAYLOAD}/supervisor/service.log").stdout
+    while on_board(clean_board, "test", "-f", f"{PAYLOAD}/spool/done/scene.npy").returncode != 0:
+        assert time.monotonic() < deadline, on_board(clean_board, "tail", "-5",
+                                                     f"{PAYLOAD}/supervisor/service.log").stdout
         time.sleep(1)
-    assert products(board) == 1
+    assert products(clean_board) == 1
 
     second = deploy(str(bundles["second"]))
     assert second.returncode == 0, second.stderr
     assert "slot b active (was a)" in second.stdout
     assert f"bundle {bundle.read(bundles['second']).id}" in second.stdout
-    running(board, "b")
-    assert products(board) == 1
+    running(clean_board, "b")
+    assert products(clean_board) == 1
 
 
-def test_a_bench_on_the_board_over_ssh_runs_the_deployed_runtime(board, ground_models, tmp_path):
+def test_a_bench_on_the_board_over_ssh_runs_the_deployed_runtime(clean_board, ground_models, tmp_path):
     result = orbitlite("hil", "bench", "--board", BOARD, "--model", str(ground_models["tflite"]), "--out",
                        str(tmp_path), "--batch", "8", "--batches", "1,8", "--min-runs", "5", "--min-seconds", "0")
     assert result.returncode == 0, result.stderr
@@ -153,31 +155,31 @@ def test_a_bench_on_the_board_over_ssh_runs_the_deployed_runtime(board, ground_m
     assert r.measured.main.count >= 5 and r.tiles_per_s > 0 and r.measured.end_to_end.tiles > 0
     assert [t.threads for t in r.measured.threads_sweep] == [1, 2]
     assert "(EMULATED)" in result.stdout and (tmp_path / "report.html").is_file()
-    running(board, "b")
+    running(clean_board, "b")
 
 
-def test_the_same_bundle_twice_does_nothing(board, bundles):
-    before = running(board, "b")
+def test_the_same_bundle_twice_does_nothing(clean_board, bundles):
+    before = running(clean_board, "b")
     again = deploy(str(bundles["second"]))
     assert again.returncode == 0, again.stderr
     assert "already active on slot b" in again.stdout and "nothing to do" in again.stdout
     assert "step" not in again.stdout
-    assert running(board, "b")["service"] == before["service"]
+    assert running(clean_board, "b")["service"] == before["service"]
 
 
-def test_a_bundle_whose_hashes_lie_is_refused_at_the_transfer(board, bundles, tmp_path):
-    before = running(board, "b")
+def test_a_bundle_whose_hashes_lie_is_refused_at_the_transfer(clean_board, bundles, tmp_path):
+    before = running(clean_board, "b")
     lying = variant(bundles["second"], tmp_path / "lying")
     body = json.loads((lying / bundle.MANIFEST_NAME).read_text())
     body["files"]["p.tflite"]["sha256"] = body["files"]["p.tflite.json"]["sha256"]
     (lying / bundle.MANIFEST_NAME).write_text(json.dumps(body))
     assert_one_line_error(deploy(str(lying)), "step 1 (transfer)", "p.tflite on the board is not the file the bundle "
                           "lists", "slot b still runs")
-    assert running(board, "b")["service"] == before["service"] and products(board) == 1
+    assert running(clean_board, "b")["service"] == before["service"] and products(clean_board) == 1
 
 
-def test_a_model_that_fails_its_self_test_is_not_switched_to(board, bundles, tmp_path):
-    before = running(board, "b")
+def test_a_model_that_fails_its_self_test_is_not_switched_to(clean_board, bundles, tmp_path):
+    before = running(clean_board, "b")
     failing = variant(bundles["second"], tmp_path / "failing")
     vectors = msgpack.unpackb((failing / "p.tflite.selftest").read_bytes())
     vectors["output"] = bytes(((b + 7) % 256) for b in vectors["output"])  # not what the model computes
@@ -185,11 +187,11 @@ def test_a_model_that_fails_its_self_test_is_not_switched_to(board, bundles, tmp
     rehash(failing)
     assert_one_line_error(deploy(str(failing)), "step 3 (self-test) in slot a", "gives other outputs than the ground "
                           "recorded on 16 of its 16 reference tiles")
-    assert running(board, "b")["service"] == before["service"] and products(board) == 1
+    assert running(clean_board, "b")["service"] == before["service"] and products(clean_board) == 1
 
 
-def test_a_wheel_for_the_wrong_arch_fails_the_install(board, bundles, tmp_path):
-    before = running(board, "b")
+def test_a_wheel_for_the_wrong_arch_fails_the_install(clean_board, bundles, tmp_path):
+    before = running(clean_board, "b")
     wrong = variant(bundles["second"], tmp_path / "wrong")
     (arm,) = wrong.glob("numpy-*.whl")
     arm.unlink()
@@ -199,21 +201,21 @@ def test_a_wheel_for_the_wrong_arch_fails_the_install(board, bundles, tmp_path):
     shutil.copyfile(x86, wrong / x86.name)
     rehash(wrong)
     assert_one_line_error(deploy(str(wrong)), "step 2 (install) into slot a", "numpy")
-    assert running(board, "b")["service"] == before["service"] and products(board) == 1
+    assert running(clean_board, "b")["service"] == before["service"] and products(clean_board) == 1
 
 
-def test_a_service_that_does_not_start_on_the_new_slot_sends_the_board_back(board, bundles):
+def test_a_service_that_does_not_start_on_the_new_slot_sends_the_board_back(clean_board, bundles):
     line = assert_one_line_error(deploy(str(bundles["no-store"])), "step 4 (switch)", "slot a did not come up",
                                  "the board went back to slot b, where the service runs again")
     assert "exited with status" in line
-    now = running(board, "b")
+    now = running(clean_board, "b")
     assert now["fallback"]["from"] == "a" and now["fallback"]["to"] == "b"
-    assert products(board) == 1
+    assert products(clean_board) == 1
 
 
-def test_a_transfer_cut_mid_way_resumes_where_it_stopped(board, bundles):
+def test_a_transfer_cut_mid_way_resumes_where_it_stopped(clean_board, bundles):
     body = bundle.read(bundles["first"])
-    incoming = board.rootfs / "root" / PAYLOAD / "incoming" / body.id
+    incoming = clean_board.rootfs / "root" / PAYLOAD / "incoming" / body.id
     cut = subprocess.Popen([str(Path(sys.executable).with_name("orbitlite")), "hil", "deploy", "--board", BOARD,
                             str(bundles["first"])], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -224,7 +226,7 @@ def test_a_transfer_cut_mid_way_resumes_where_it_stopped(board, bundles):
     cut.wait()
     arrived = len([f for f in incoming.iterdir() if not f.name.endswith(".part")])
     assert arrived < len(body.files)
-    running(board, "b")  # a cut transfer changed nothing that runs
+    running(clean_board, "b")  # a cut transfer changed nothing that runs
 
     resumed = deploy(str(bundles["first"]))
     assert resumed.returncode == 0, resumed.stderr
@@ -232,13 +234,13 @@ def test_a_transfer_cut_mid_way_resumes_where_it_stopped(board, bundles):
                                    resumed.stdout.split(" files sent, ")[1].split()[0]))
     assert kept >= arrived and sent + kept == len(body.files) + 1  # and bundle.json
     assert "slot a active (was b)" in resumed.stdout
-    running(board, "a")
-    assert products(board) == 1
+    running(clean_board, "a")
+    assert products(clean_board) == 1
 
 
-def test_a_rollback_returns_to_the_other_slot(board):
+def test_a_rollback_returns_to_the_other_slot(clean_board):
     result = orbitlite("hil", "rollback", "--board", BOARD)
     assert result.returncode == 0, result.stderr
     assert "slot b active (was a)" in result.stdout
-    running(board, "b")
-    assert products(board) == 1
+    running(clean_board, "b")
+    assert products(clean_board) == 1

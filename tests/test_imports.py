@@ -48,7 +48,7 @@ ROOMS = {
         {"emulated"},  # the emulated arm64 board: its root filesystem, its sshd, `hil emulate`
         {"deploy"},  # bundles with the runtime's wheels, deploy into A/B slots on trial, rollback
         {"bench"},  # benchmarks on a board through its transport, energy, reports, compare
-        {"cli"},
+        {"cli", "pytest_plugin"},  # the entry points: the commands, and the HIL tests' pytest plugin
     ],
 }
 

@@ -35,7 +35,7 @@ def payload(tmp_path, ground_models):
 
 
 def _serve(payload, port: str) -> subprocess.Popen:
-    config = {"spool": "spool", "bands": SPYNDEX_BANDS.split(","), "board": "rpi-4",
+    config = {"spool": "spool", "bands": SPYNDEX_BANDS.split(","), "board": "rpi-4b",
               "models": {"ladder": [f"slots/active/{payload['model']}"]},
               "store": {"path": "store.db", "capacity_bytes": 10_000_000}, "telemetry": "telemetry.jsonl",
               "poll_seconds": 0.2, "link": {"port": port, "key_file": str(payload["key"])}}
@@ -136,7 +136,7 @@ def test_budgets_set_over_the_link_outlive_a_restart(payload):
 
 def test_a_bad_link_section_is_one_line(payload, tmp_path):
     (payload["root"] / "serve.json").write_text(json.dumps({
-        "spool": "spool", "bands": ["B02"], "board": "rpi-4", "models": {"ladder": ["m.tflite"]},
+        "spool": "spool", "bands": ["B02"], "board": "rpi-4b", "models": {"ladder": ["m.tflite"]},
         "store": {"path": "s.db", "capacity_bytes": 1000}, "telemetry": "t.jsonl",
         "link": {"port": "/dev/null", "key_file": str(tmp_path / "missing.key")}}))
     assert_one_line_error(orbitlite("onboard", "serve", str(payload["root"] / "serve.json")),

@@ -52,7 +52,7 @@ def big_model(ground_models, tmp_path_factory):
 
 
 def _scheduler(time: FakeTime, budget: Budget) -> Scheduler:
-    return Scheduler(budget, BOARDS["rpi-4"], time, time, FixedPower(PowerState(1.0, 100.0, True)))
+    return Scheduler(budget, BOARDS["rpi-4b"], time, time, FixedPower(PowerState(1.0, 100.0, True)))
 
 
 def test_screening_skips_cloud_and_no_data_and_says_so(ground_models, spyndex_scene):

@@ -125,7 +125,7 @@ def test_serve_sets_poison_scenes_aside_and_runs_the_good_one_behind_them(model,
     os.utime(spool / "good.npy", (2000, 2000))
     config = tmp_path / "serve.json"
     config.write_text(json.dumps({
-        "spool": "spool", "bands": SPYNDEX_BANDS.split(","), "board": "rpi-4", "models": {"ladder": [str(model)]},
+        "spool": "spool", "bands": SPYNDEX_BANDS.split(","), "board": "rpi-4b", "models": {"ladder": [str(model)]},
         "store": {"path": "store.db", "capacity_bytes": 10_000_000}, "telemetry": "telemetry.jsonl",
         "poll_seconds": 0.05}))
 

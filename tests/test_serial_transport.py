@@ -31,7 +31,7 @@ def payload(tmp_path):
     key = tmp_path / "link.key"
     assert orbitlite("hil", "keygen", "--out", str(key)).returncode == 0
     with LineSim(baud=BAUD, seed=1) as line:
-        config = {"spool": "spool", "bands": SPYNDEX_BANDS.split(","), "board": "rpi-4",
+        config = {"spool": "spool", "bands": SPYNDEX_BANDS.split(","), "board": "rpi-4b",
                   "models": {"ladder": ["slots/active/m.tflite"]},
                   "store": {"path": "store.db", "capacity_bytes": 10_000_000}, "telemetry": "telemetry.jsonl",
                   "poll_seconds": 0.2, "link": {"port": line.payload_path, "key_file": str(key), "baud": BAUD}}

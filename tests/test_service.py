@@ -73,7 +73,7 @@ def variants(real: np.ndarray, n: int, reps: int = 1) -> list[np.ndarray]:
 
 def write_config(tmp: Path, model: Path, **overrides) -> Path:
     body = {
-        "spool": "spool", "bands": BANDS, "board": "rpi-4",
+        "spool": "spool", "bands": BANDS, "board": "rpi-4b",
         "models": {"ladder": [str(model)], "batch": 16},
         "store": {"path": "store.db", "capacity_bytes": 10_000_000},
         "budget": {"deadline_seconds": 600, "reserve": 0.1},
@@ -216,7 +216,7 @@ def test_once_runs_the_spool_into_products_and_sets_failed_scenes_aside(model, s
 
 @pytest.mark.parametrize("change, fragments", [
     ({"store": None}, ["store: Expected `object`, got `null`"]),
-    ({"board": "rpi-9"}, ["board is 'rpi-9'", "rpi-4"]),
+    ({"board": "rpi-9"}, ["board is 'rpi-9'", "rpi-4b"]),
     ({"budget": {"reserve": 1.5}}, ["budget.reserve: Expected `float` < 1.0"]),
     ({"budget": {"deadline": 60}}, ["budget.deadline: unknown key", "deadline_seconds"]),
     ({"screening": {"max_cloud": 2}}, ["screening.max_cloud: Expected `float` <= 1.0"]),

@@ -18,7 +18,7 @@ from ground.simulator.geometry import Geometry, geometry
 from ground.simulator.orbit import Orbit, find_passes, ground_track, tle_checksum
 from ground.simulator.payload import run_mode, simulate
 from ground.simulator.report import report
-from onboard.run.boards import BoardProfile
+from onboard.run.boards import BOARDS, BoardProfile
 from onboard.errors import OrbitliteError
 from tests.conftest import assert_one_line_error, bench_result, orbitlite
 
@@ -227,7 +227,7 @@ battery_wh = 40
     config = load_config(tmp_path / "mission.toml")
     assert config.step_s == 20 and config.storage_bytes == 8_000_000_000 and config.start_time.month == 6
     assert config.stations[0].name == "Troll" and config.link.link.bits_per_second == 2e6
-    assert config.processing.tiles_per_s == 14428.0 and config.processing.board.busy_watts == 6.0
+    assert config.processing.tiles_per_s == 14428.0 and config.processing.board == BOARDS["rpi-5"]
     assert "m.tflite" in config.processing.source and config.power.battery_wh == 40
     as_json = {"step_s": 20, "start": "2025-06-21T00:00:00+00:00", "storage_bytes": 8000000000,
                "orbit": {"name": "SENTINEL-2A", "tle": [DEFAULT_ORBIT.line1, DEFAULT_ORBIT.line2]},
@@ -242,8 +242,8 @@ def test_a_bench_result_gives_the_boards_rate_and_watts(tmp_path):
     (tmp_path / "result.json").write_text(bench_result(tiles_per_s=900.0, busy_watts=5.5))
     (tmp_path / "mission.json").write_text('{"processing": {"bench": "result.json"}}')
     processing = load_config(tmp_path / "mission.json").processing
-    assert processing.tiles_per_s == 900.0 and processing.board == BoardProfile("rpi-4", 2.7, 5.5)
-    assert processing.source == "hil bench of m.tflite on rpi-4, invoke alone, modelled watts (result.json)"
+    assert processing.tiles_per_s == 900.0 and processing.board == BoardProfile("rpi-4b", 2.7, 5.5)
+    assert processing.source == "hil bench of m.tflite on rpi-4b, invoke alone, modelled watts (result.json)"
     # a result of the old unversioned `hil bench --json` is refused by name
     (tmp_path / "result.json").write_text('{"model": "m.tflite", "batch": 256, "tiles_per_s": 14428.0}')
     with pytest.raises(SimulationError, match=r"processing.bench: bench result .* is not an orbitlite hil-bench"):

@@ -51,7 +51,7 @@ def log_tail(root: Path) -> str:
 
 def install(root: Path, slot: str, model: Path, **config) -> None:
     """Slot `slot`: a bundle of `model` and a service config, and a runtime that is this one."""
-    settings = {"spool": "../../spool", "bands": ["B02", "B03", "B04", "B08"], "board": "rpi-4",
+    settings = {"spool": "../../spool", "bands": ["B02", "B03", "B04", "B08"], "board": "rpi-4b",
                 "models": {"ladder": [model.name]}, "store": {"path": "../../store/products.db",
                                                              "capacity_bytes": 10**7},
                 "telemetry": "../../store/telemetry.jsonl", "poll_seconds": 0.2, **config}

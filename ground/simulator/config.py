@@ -64,7 +64,7 @@ class ImagingPlan(Schema):
 
 @dataclass(frozen=True)
 class Processing:
-    board: BoardProfile = BOARDS["rpi-4"]
+    board: BoardProfile = BOARDS["rpi-4b"]
     # Assumed for the 10.9k-parameter CNN-l int8 on a Raspberry Pi 4, one thread, batch 256;
     # measure it with `orbitlite hil bench` on the board and give its result.json instead.
     tiles_per_s: float = 2000.0
@@ -128,7 +128,7 @@ class ProcessingFile(Schema):
     with the board's watts from an `orbitlite hil bench` result (`bench`, its result.json, a path
     relative to the config): a board or watts given here take precedence over the result's."""
 
-    board: Name | None = None  # absent: the bench result's board, else rpi-4
+    board: Name | None = None  # absent: the bench result's board, else rpi-4b
     idle_watts: NonNegative | None = None
     busy_watts: NonNegative | None = None
     tiles_per_s: Positive | None = None  # absent: Processing.tiles_per_s, assumed

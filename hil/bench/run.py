@@ -74,7 +74,7 @@ def run_bench(board: Board, transport: Transport, meter: PowerMeter, model: Path
     MeterError in one line."""
     model = Path(model)
     manifest, digest = checked_model(model, accelerator)
-    t, spec = transport, board.spec
+    t, spec, watts = transport, board.spec, board.energy()
     remote = f"{t.work}/{model.name}"
     t.put(model, remote)
     t.put(sidecar_path(model), remote + ".json")
@@ -93,15 +93,15 @@ def run_bench(board: Board, transport: Transport, meter: PowerMeter, model: Path
     e2e = measured.end_to_end
     busy_s, tiles, of = ((e2e.seconds, e2e.tiles, "end-to-end") if e2e else
                          (measured.main.seconds, measured.main.count * measured.main.batch, "invoke"))
-    busy_w = seen.mean_watts if metered else spec.busy_watts
+    busy_w = seen.mean_watts if metered else watts.busy_watts
     return BenchReport(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         board=BoardInfo(name=board.name, arch=spec.arch, cores=spec.cores, accelerator=spec.accelerator,
-                        idle_watts=spec.idle_watts, busy_watts=spec.busy_watts, meter=kind(spec.meter),
+                        idle_watts=watts.idle_watts, busy_watts=watts.busy_watts, meter=kind(spec.meter),
                         transport=t.name, emulated=spec.emulated),
         model=ModelInfo(file=model.name, id=manifest.id, sha256=digest, size_bytes=model.stat().st_size,
                         tile=manifest.tile_shape, dtype=manifest.input.dtype),
         measured=measured,
-        energy=energy(busy_w, spec.idle_watts, busy_s, tiles, manifest.tile_shape, opts.gsd_m,
+        energy=energy(busy_w, watts.idle_watts, busy_s, tiles, manifest.tile_shape, opts.gsd_m,
                       source="meter" if metered else "modelled", meter=meter.name, of=of),
     )

@@ -79,9 +79,10 @@ def check(boards_dir: Path | None, profile: str, wanted: str | None) -> None:
 
 def meter_line(board: Board, transport: Transport) -> str:
     """The board's meter and one reading of it; a modelled one is only described."""
-    spec = board.spec
+    spec, watts = board.spec, board.energy()
     if isinstance(spec.meter, ModelledSpec):
-        return f"none: power modelled from idle {spec.idle_watts:g} W and busy {spec.busy_watts:g} W"
+        of = f" (onboard's figures of {spec.watts_of})" if spec.watts_of else ""
+        return f"none: power modelled from idle {watts.idle_watts:g} W and busy {watts.busy_watts:g} W{of}"
     meter = open_meter(board, transport)
     try:
         r = meter.read()

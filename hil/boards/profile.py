@@ -9,6 +9,11 @@ board's name (`rpi-4b.toml` holds `name = "rpi-4b"`). Paths in it (an SSH key, a
 a link key file, the local transport's folder) may start with `~`; a relative one is relative to
 the profile's folder.
 
+A board's idle and busy watts have one source, onboard's `BOARDS` (onboard/run/boards.py), which
+the flight runtime's budgets use: a profile of such a board names its figures there with
+`watts_of = "rpi-4b"`, and only a board `BOARDS` lacks, or one with figures of its own (measured
+on yours), gives `idle_watts` and `busy_watts`.
+
 Profiles ship with the package (`hil/boards/profiles/*.toml`); a user's own live in a folder given
 by `--boards-dir` or the environment variable ORBITLITE_BOARDS, and one of the same name overrides
 the shipped one.
@@ -19,8 +24,7 @@ the shipped one.
     cores = 4
     ram_mb = 4096
     python = "3.11"
-    idle_watts = 2.7
-    busy_watts = 6.4
+    watts_of = "rpi-4b"
 
     [[transports]]
     kind = "ssh"
@@ -43,7 +47,7 @@ import msgspec
 from msgspec import Meta
 
 from hil.errors import BoardError
-from onboard.run.boards import BoardProfile
+from onboard.run.boards import BOARDS, BoardProfile
 from onboard.schema import FileName, Name, NonNegative, PathText, Positive, Schema, Text, decode, read_bounded
 
 MAX_PROFILE_BYTES = 64 * 2**10  # a profile is a few dozen lines; anything larger is refused unread
@@ -136,15 +140,26 @@ class BoardFile(Schema, kw_only=True):
     ram_mb: Annotated[int, Meta(ge=1, le=2**31)]
     python: Annotated[str, Meta(pattern=r"^3\.\d{1,2}\Z")]  # the board's Python, major.minor
     accelerator: Literal["none", "edgetpu-usb", "edgetpu-pcie"] = "none"
-    idle_watts: NonNegative  # whole-board draw at its supply input, idle
-    busy_watts: Positive  # with every core busy; >= idle_watts
+    # whole-board draw at its supply input, idle and with every core busy (as onboard's BoardProfile);
+    # read them through Board.energy(), which takes BOARDS[watts_of]'s when the profile names one
+    idle_watts: NonNegative | None = None
+    busy_watts: Positive | None = None
+    watts_of: Name | None = None  # a board of onboard's BOARDS whose figures this one has
     emulated: bool = False  # an emulation of the board: its timings are not the board's
     note: Text = ""
     transports: Annotated[tuple[TransportSpec, ...], Meta(min_length=1, max_length=8)]
     meter: MeterSpec = ModelledSpec()
 
     def __post_init__(self) -> None:
-        if self.busy_watts < self.idle_watts:
+        given = (self.idle_watts is not None) + (self.busy_watts is not None)
+        if self.watts_of is not None and given:
+            raise ValueError("give watts_of or idle_watts and busy_watts, not both")
+        if self.watts_of is not None and self.watts_of not in BOARDS:
+            raise ValueError(f"watts_of {self.watts_of!r} is not a board of onboard's BOARDS: {', '.join(BOARDS)}")
+        if self.watts_of is None and given < 2:
+            raise ValueError(f"idle_watts and busy_watts: give both, or watts_of (a board of onboard's BOARDS: "
+                             f"{', '.join(BOARDS)})")
+        if self.watts_of is None and self.busy_watts < self.idle_watts:
             raise ValueError(f"busy_watts {self.busy_watts:g} is below idle_watts {self.idle_watts:g}")
         kinds = [kind(t) for t in self.transports]
         if len(set(kinds)) != len(kinds):
@@ -175,8 +190,13 @@ class Board:
         raise BoardError(f"board {self.name} has no {wanted} transport (it has: {', '.join(self.transport_kinds())})")
 
     def energy(self) -> BoardProfile:
-        """The board's idle and busy draw, as the on-board budgets take it."""
-        return BoardProfile(self.name, self.spec.idle_watts, self.spec.busy_watts)
+        """The board's idle and busy draw, as the on-board budgets take it: onboard's figures of
+        the board its profile names (`watts_of`), else the profile's own."""
+        spec = self.spec
+        if spec.watts_of is not None:
+            figures = BOARDS[spec.watts_of]
+            return BoardProfile(self.name, figures.idle_watts, figures.busy_watts)
+        return BoardProfile(self.name, spec.idle_watts, spec.busy_watts)  # type: ignore[arg-type]
 
 
 def kind(spec: TransportSpec | MeterSpec) -> str:

@@ -265,7 +265,7 @@ def _journal(store: Journal, scene_id: str, plan_id: str, results: _Results, sta
 def run_scene(scene: StripSource, models: Path | Sequence[Path], out_dir: Path, *, threads: int = 1,
               batch: int = 256, interpreter: str = "auto", accelerator: str = "cpu", stride: int | None = None,
               cascade: Path | None = None, cascade_below: int = 128, budget: Budget | None = None,
-              board: BoardProfile = BOARDS["rpi-4"], screening: Screening | None = None,
+              board: BoardProfile = BOARDS["rpi-4b"], screening: Screening | None = None,
               clock: Clock = time.perf_counter) -> tuple[Product, Path]:
     """Classify `scene` and write the product into `out_dir` (checked before any work is done).
     `models` is one model, or a ladder of twins, best first; `cascade` re-classifies the tiles they

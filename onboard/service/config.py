@@ -154,7 +154,7 @@ def load_config(path: Path) -> ServiceConfig:
     the key at fault.
 
     Example (paths relative to the config file):
-        {"spool": "spool", "bands": ["B02", "B03", "B04", "B08"], "board": "rpi-4",
+        {"spool": "spool", "bands": ["B02", "B03", "B04", "B08"], "board": "rpi-4b",
          "models": {"ladder": ["cnn-l.tflite", "cnn-s.tflite"], "cascade": "wrn.tflite", "cascade_below": 100},
          "store": {"path": "store.db", "capacity_bytes": 50000000, "policy": "drop-lowest-priority-oldest"},
          "budget": {"cpu_seconds": 60, "deadline_seconds": 120, "reserve": 0.2, "run_in_eclipse": false},

@@ -66,4 +66,5 @@ def board_cpu(transport: Transport) -> Callable[[], tuple[float, int]]:
 
 
 def open_meter(spec: ModelledSpec, board: Board, transport: Transport) -> ModelledMeter:
-    return ModelledMeter(board.spec.idle_watts, board.spec.busy_watts, board_cpu(transport))
+    watts = board.energy()
+    return ModelledMeter(watts.idle_watts, watts.busy_watts, board_cpu(transport))
