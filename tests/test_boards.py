@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hil.boards.drivers import open_transport
-from hil.boards.profile import SHIPPED, SshSpec, all_boards, find_board, load_board
+from hil.boards.profile import SHIPPED, SshSpec, all_boards, cache_root, find_board, load_board
 from hil.errors import BoardError, TransportError
 from onboard.run.boards import BOARDS, BoardProfile
 from tests.conftest import assert_one_line_error, orbitlite
@@ -40,7 +40,7 @@ def test_every_shipped_profile_loads():
     assert emulated.spec.emulated and "not a Raspberry Pi's" in emulated.spec.note
     ssh = emulated.transport()
     assert isinstance(ssh, SshSpec) and (ssh.host, ssh.port, ssh.user) == ("127.0.0.1", 2299, "root")
-    assert ssh.key == str(Path("~/.cache/orbitlite/rpi-emulated/id_ed25519").expanduser())
+    assert ssh.key == str(cache_root() / "rpi-emulated" / "id_ed25519")
     assert boards["rpi-4b"].transport_kinds() == ["ssh", "serial"]
     assert boards["local"].energy() == BoardProfile("local", 10.0, 35.0)  # its own figures: no board of BOARDS
 

@@ -24,7 +24,7 @@ from hil.deploy import runtime
 from onboard.contracts import bundle
 from onboard.contracts.bench import read_bench
 from onboard.files import sha256_file
-from tests.conftest import assert_one_line_error, orbitlite
+from tests.conftest import ROOT, assert_one_line_error, orbitlite
 from tests.emulated import on_board
 
 BOARD = "rpi-emulated"
@@ -118,6 +118,25 @@ def test_a_bundle_for_another_arch_is_refused_before_anything_changes(clean_boar
     (other / bundle.MANIFEST_NAME).write_text(json.dumps({**body, "runtime": {**body["runtime"], "arch": "x86_64"}}))
     assert_one_line_error(deploy(str(other)), "the bundle is for x86_64", "rpi-emulated is aarch64")
     assert on_board(clean_board, "test", "-e", PAYLOAD).returncode == 1
+
+
+def test_a_board_without_room_for_the_bundle_is_refused_before_anything_changes(clean_board, bundles, tmp_path):
+    """The harness's folder on the board on a 2 MB file system (mounted in the board's own namespace)."""
+    profile = (ROOT / "hil/boards/profiles/rpi-emulated.toml").read_text()
+    profile = profile.replace('name = "rpi-emulated"', 'name = "cramped"').replace(
+        'known_hosts = "$ORBITLITE_CACHE/rpi-emulated/known_hosts"',
+        'known_hosts = "$ORBITLITE_CACHE/rpi-emulated/known_hosts"\nworkdir = "cramped"')
+    assert 'workdir = "cramped"' in profile
+    (tmp_path / "cramped.toml").write_text(profile)
+    assert on_board(clean_board, "mkdir", "-p", "cramped").returncode == 0
+    mounted = on_board(clean_board, "mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", "cramped")
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        assert_one_line_error(orbitlite("hil", "deploy", "--board", "cramped", "--boards-dir", str(tmp_path),
+                                        str(bundles["first"])), "board cramped has 2 MB free", "the bundle needs about")
+        assert on_board(clean_board, "ls", "-A", "cramped").stdout.strip() == ""
+    finally:
+        assert on_board(clean_board, "umount", "cramped").returncode == 0
 
 
 def test_a_good_deploy_then_another_into_the_other_slot(clean_board, bundles):
