@@ -120,23 +120,25 @@ def test_a_bundle_for_another_arch_is_refused_before_anything_changes(clean_boar
     assert on_board(clean_board, "test", "-e", PAYLOAD).returncode == 1
 
 
-def test_a_board_without_room_for_the_bundle_is_refused_before_anything_changes(clean_board, bundles, tmp_path):
-    """The harness's folder on the board on a 2 MB file system (mounted in the board's own namespace)."""
-    profile = (ROOT / "hil/boards/profiles/rpi-emulated.toml").read_text()
-    profile = profile.replace('name = "rpi-emulated"', 'name = "cramped"').replace(
-        'known_hosts = "$ORBITLITE_CACHE/rpi-emulated/known_hosts"',
-        'known_hosts = "$ORBITLITE_CACHE/rpi-emulated/known_hosts"\nworkdir = "cramped"')
-    assert 'workdir = "cramped"' in profile
-    (tmp_path / "cramped.toml").write_text(profile)
-    assert on_board(clean_board, "mkdir", "-p", "cramped").returncode == 0
-    mounted = on_board(clean_board, "mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", "cramped")
-    assert mounted.returncode == 0, mounted.stderr
+def test_a_board_without_room_for_the_bundle_is_refused_before_anything_changes(bundles, tmp_path):
+    """A board of this machine's kind (the local transport) whose folder is a 2 MB file system."""
+    cramped = tmp_path / "cramped"
+    cramped.mkdir()
+    profile = (ROOT / "hil/boards/profiles/local.toml").read_text().replace('name = "local"', 'name = "cramped"')
+    assert 'name = "cramped"' in profile and 'workdir = "$ORBITLITE_CACHE/local-board"' in profile
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "cramped.toml").write_text(
+        profile.replace('workdir = "$ORBITLITE_CACHE/local-board"', f'workdir = "{cramped}"'))
+    ours = variant(bundles["first"], tmp_path / "x86_64")  # a bundle of this machine's platform, as far as it says
+    body = json.loads((ours / bundle.MANIFEST_NAME).read_text())
+    (ours / bundle.MANIFEST_NAME).write_text(json.dumps({**body, "runtime": {**body["runtime"], "arch": "x86_64"}}))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(cramped)], check=True)
     try:
-        assert_one_line_error(orbitlite("hil", "deploy", "--board", "cramped", "--boards-dir", str(tmp_path),
-                                        str(bundles["first"])), "board cramped has 2 MB free", "the bundle needs about")
-        assert on_board(clean_board, "ls", "-A", "cramped").stdout.strip() == ""
+        assert_one_line_error(orbitlite("hil", "deploy", "--board", "cramped", "--boards-dir", str(tmp_path / "boards"),
+                                        str(ours)), "board cramped has 2 MB free", "the bundle needs about")
+        assert list(cramped.iterdir()) == []
     finally:
-        assert on_board(clean_board, "umount", "cramped").returncode == 0
+        subprocess.run(["umount", str(cramped)], check=True)
 
 
 def test_a_good_deploy_then_another_into_the_other_slot(clean_board, bundles):
