@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from hil.boards.profile import SshSpec
-from hil.boards.transport import RUNTIME_PYTHON, WORK, Completed, bench_by_command
+from hil.boards.transport import RUNTIME_PYTHON, WORK, Completed, bench_by_command, last_line
 from hil.errors import TransportError
 from onboard.inference.bench import BenchArgs
 
@@ -67,7 +67,7 @@ class SshTransport:
         done = self._call(self._ssh("-f", "-N", master="yes"), timeout=self.spec.connect_timeout + 15,
                           what="connecting")
         if done.returncode != 0:
-            line = _last_line(done.stderr)
+            line = last_line(done.stderr)
             for prefix in (f"{self.spec.user}@{self.spec.host}: ", "ssh: "):  # said once already
                 line = line[len(prefix):] if line.startswith(prefix) else line
             raise TransportError(f"ssh {self.where}: {line}")
@@ -97,7 +97,7 @@ class SshTransport:
         command = f"mkdir -p -- {workdir} && cd -- {workdir} && exec {shlex.join(argv)}"
         done = self._call([*self._ssh("-T"), command], timeout=timeout, what=argv[0], stdin=stdin)
         if done.returncode == SSH_FAILED and not self._alive():
-            raise TransportError(f"ssh {self.where}: {_last_line(done.stderr)}")
+            raise TransportError(f"ssh {self.where}: {last_line(done.stderr)}")
         if done.returncode == 127 and b"not found" in done.stderr:
             raise TransportError(f"{argv[0]}: no such program on the board")
         return done
@@ -115,7 +115,7 @@ class SshTransport:
         argv = ["scp", "-q", *self._options(), "-P", str(self.spec.port), *paths]
         done = self._call(argv, timeout=3600, what=what)
         if done.returncode != 0:
-            raise TransportError(f"{what} over ssh {self.where} failed: {_last_line(done.stderr)}")
+            raise TransportError(f"{what} over ssh {self.where} failed: {last_line(done.stderr)}")
 
     def put(self, local: Path, remote: str) -> None:
         local = Path(local)
@@ -156,8 +156,3 @@ class SshTransport:
             self._call(self._ssh("-O", "exit"), timeout=10, what="closing the connection")
         self._connected = False
         shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _last_line(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "no answer"

@@ -37,9 +37,15 @@ class Completed:
     def check(self, what: str) -> "Completed":
         """Itself if the command succeeded; else a TransportError naming `what` and its last line."""
         if self.returncode != 0:
-            last = (self.stderr.decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
-            raise TransportError(f"{what} failed on the board (exit {self.returncode}): {last}")
+            raise TransportError(f"{what} failed on the board (exit {self.returncode}): "
+                                 f"{last_line(self.stderr, '(no output)')}")
         return self
+
+
+def last_line(output: bytes, empty: str = "no answer") -> str:
+    """The last line of a command's output that says something, or `empty`."""
+    lines = [line.strip() for line in output.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else empty
 
 
 class Transport(Protocol):

@@ -9,7 +9,7 @@ import click
 from hil.boards.cli import boards_dir_option
 from hil.boards.drivers import open_command_transport
 from hil.boards.profile import find_board
-from hil.deploy.deploy import Payload, deploy as deploy_bundle, make_bundle, rollback as roll_back
+from hil.deploy.deploy import deploy as deploy_bundle, make_bundle, rollback as roll_back
 from onboard.schema import FiniteFloat
 from onboard.service.supervisor import DEFAULT_TRIAL_S, MAX_TRIAL_S
 
@@ -87,8 +87,7 @@ def bundle(board_name: str, boards_dir: Path | None, models: tuple[Path, ...], o
     board = find_board(board_name, boards_dir)
     transport = open_command_transport(board)
     try:
-        body = make_bundle(board, transport, models, out, config=config, wheelhouse=wheelhouse, report=click.echo,
-                           payload=Payload(board, transport))
+        body = make_bundle(board, transport, models, out, config=config, wheelhouse=wheelhouse, report=click.echo)
     finally:
         transport.close()
     size = sum(f.size for f in body.files.values())

@@ -33,7 +33,7 @@ from msgspec import Meta
 
 from hil.boards.check import Answer, check_board
 from hil.boards.profile import Board
-from hil.boards.transport import PAYLOAD, RUNTIME_PYTHON, Transport
+from hil.boards.transport import PAYLOAD, RUNTIME_PYTHON, Transport, last_line
 from hil.deploy import runtime
 from hil.deploy.bundle import build_bundle
 from hil.errors import DeployError, TransportError
@@ -163,7 +163,7 @@ class Payload:
         fails. The supervisor goes on stdin: this harness's, whatever the board has installed."""
         done = self.t.run([self.t.python, "-", ROOT, *args], timeout=timeout, stdin=self.source)
         if done.returncode != 0:
-            raise DeployError(f"{step}: {_last_line(done.stderr)}")
+            raise DeployError(f"{step}: {last_line(done.stderr)}")
         lines = done.stdout.decode(errors="replace").strip().splitlines() or [""]
         return decode(lines[-1], answer, source=f"{step}: the board's answer", error=DeployError)
 
@@ -194,7 +194,7 @@ class Payload:
         done = self.t.run([f"{ROOT}/envs/{slot}/bin/python", "-P", "-m", "orbitlite", "onboard", "check-slot",
                            f"{ROOT}/slots/{slot}"], timeout=1800)
         if done.returncode != 0:
-            raise DeployError(f"{step}: {_last_line(done.stderr)}")
+            raise DeployError(f"{step}: {last_line(done.stderr)}")
         lines = done.stdout.decode(errors="replace").strip().splitlines() or [""]
         return decode(lines[-1], Checked, source=f"{step}: the board's answer", error=DeployError)
 
@@ -278,11 +278,6 @@ WantedBy=multi-user.target
 """
 
 
-def _last_line(data: bytes) -> str:
-    lines = [line.strip() for line in data.decode(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
 def service_config(board: Board, models: Sequence[Path]) -> dict:
     """The service configuration a bundle carries when the user gives none: the models as a
     ladder, best first, scenes of the first model's bands, the board's watts (`board.json`)."""
@@ -295,12 +290,11 @@ def service_config(board: Board, models: Sequence[Path]) -> dict:
 
 def make_bundle(board: Board, transport: Transport, models: Sequence[Path], out: Path, *,
                 config: Path | None = None, wheelhouse: Path | None = None, report: Report = print,
-                payload: Payload | None = None) -> bundle.Body:
+                platform: runtime.Platform | None = None) -> bundle.Body:
     """Build in `out` the bundle for `board` of `models`: the runtime's wheels for its platform,
     the models with their vectors, the service configuration (`config`, else `service_config`)
     and the board's watts."""
-    payload = payload or Payload(board, transport)
-    platform = payload.probe().platform
+    platform = platform or Payload(board, transport).probe().platform  # the board's, unless already asked
     with tempfile.TemporaryDirectory() as scratch:
         extra = Path(scratch)
         report(f"wheels for {platform.key}")
@@ -331,7 +325,7 @@ def deploy(board: Board, transport: Transport, sources: Sequence[Path], *, confi
         else:
             folder = Path(scratch) / "bundle"
             make_bundle(board, transport, sources, folder, config=config, wheelhouse=wheelhouse, report=report,
-                        payload=payload)
+                        platform=probe.platform)
         body = bundle.read(folder)
         return _deploy(payload, probe, folder, body, trial_s, report)
 
