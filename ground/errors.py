@@ -39,3 +39,8 @@ class LinkRateError(OrbitliteError):
 
 class SimulationError(OrbitliteError):
     """A simulation config, TLE or request that makes no sense."""
+
+
+class ClusterError(OrbitliteError):
+    """A batch of jobs that cannot be run: a backend that is not there (no `sbatch`, the SLURM
+    controller down), or a job record that cannot be read."""
