@@ -44,3 +44,7 @@ class SimulationError(OrbitliteError):
 class ClusterError(OrbitliteError):
     """A batch of jobs that cannot be run: a backend that is not there (no `sbatch`, the SLURM
     controller down), or a job record that cannot be read."""
+
+
+class ZooError(OrbitliteError):
+    """A zoo grid, member or index that is malformed, or a zoo folder that is not one."""
