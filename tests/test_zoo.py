@@ -167,3 +167,18 @@ def test_missing_data_or_a_folder_that_is_no_zoo_gets_one_line(tmp_path):
                                     "--out", str(tmp_path / "z")), "none.npz")
     assert_one_line_error(orbitlite("ground", "zoo", "status", str(tmp_path)), "is not a zoo")
     assert_one_line_error(orbitlite("ground", "zoo", "index", str(tmp_path)), "is not a zoo")
+
+
+def test_the_report_shows_forms_twins_and_hyperparameters(zoo, tmp_path):
+    result = orbitlite("ground", "zoo", "report", str(zoo / "z"), "--to", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {"zoo-report.md", "zoo-hyperparameters.png", "zoo-twins.png", "zoo-pareto.png"}
+    for png in tmp_path.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (tmp_path / "zoo-report.md").read_text()
+    assert text.startswith("# Model zoo: 2 members, 8 models")
+    for form in ("dense", "magnitude-0.5", "vd", "vd-0.5"):
+        assert f"| {form} | 2 |" in text
+    assert "| magnitude-0.5 | 2 |" in text.split("## Twins predicted")[1]
+    assert "SYNTHETIC" in text

@@ -55,19 +55,33 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
 @click.option("--lr", default=3e-3, show_default=True, type=FiniteFloat(), help="Learning rate.")
 @click.option("--weight-decay", default=0.0, show_default=True, type=FiniteFloat())
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights, the data order and the split.")
+@click.option("--init-from", type=click.Path(path_type=Path),
+              help="Start from this model's encoder (a zoo member's folder, or a .keras model) with a new classifier "
+                   "for the dataset's classes; the architecture is the model's (--arch and --set do not apply).")
+@click.option("--freeze-encoder", is_flag=True, help="With --init-from: train the new classifier alone.")
+@click.option("--relearn-input", is_flag=True,
+              help="With --init-from, for a dataset of other bands: learn a new input layer (the rest is kept).")
 def train(data: Path, out: Path, arch: str, overrides: tuple[str, ...], epochs: int, batch_size: int, optimizer: str,
-          lr: float, weight_decay: float, seed: int) -> None:
+          lr: float, weight_decay: float, seed: int, init_from: Path | None, freeze_encoder: bool,
+          relearn_input: bool) -> None:
     """Train a classifier on labelled patches (the dataset's own split, or a seeded stratified
-    70/15/15 one)."""
+    70/15/15 one), from scratch or from a trained model's encoder."""
     from ground.datasets.patches import load_patches
 
+    if init_from is None and (freeze_encoder or relearn_input):
+        raise click.UsageError("--freeze-encoder and --relearn-input go with --init-from")
+    if init_from is not None and overrides:
+        raise click.UsageError("--set does not apply with --init-from: the architecture is that model's")
     patches = load_patches(data)  # before TensorFlow loads, so a bad path fails fast
     from ground.training.architectures import parse_overrides
-    from ground.pipeline.steps import train_model
+    from ground.pipeline.steps import fine_tune_model, train_model
     from ground.training.train import TrainConfig
 
-    _, record, entry = train_model(patches, out, arch, parse_overrides(arch, overrides),
-                                   TrainConfig(epochs, batch_size, optimizer, lr, weight_decay, seed), split_seed=seed)
+    config = TrainConfig(epochs, batch_size, optimizer, lr, weight_decay, seed)
+    if init_from is not None:
+        _, record, entry = fine_tune_model(patches, init_from, out, config, freeze_encoder, relearn_input, split_seed=seed)
+    else:
+        _, record, entry = train_model(patches, out, arch, parse_overrides(arch, overrides), config, split_seed=seed)
     last = entry["epochs"][-1]
     click.echo(f"{record.architecture}: {record.parameters} parameters, validation accuracy {last['val_accuracy']:.4f} -> {out}")
 

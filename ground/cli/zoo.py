@@ -54,6 +54,21 @@ def zoo_index(out: Path) -> None:
     click.echo(f"index of {count} members -> {index}")
 
 
+@zoo.command("report")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--to", "to", type=click.Path(path_type=Path), help="Folder for the report [default: the zoo's].")
+def zoo_report(out: Path, to: Path | None) -> None:
+    """Write the zoo's report (Markdown and PNG): accuracy per hyperparameter, twins against their
+    dense models, size and latency against accuracy."""
+    from ground.zoo.index import load_zoo
+    from ground.zoo.report import write_report
+    from ground.zoo.zoo import read_config
+
+    read_config(out)
+    for path in write_report(load_zoo(out, say=_say), to or out):
+        click.echo(f"-> {path}")
+
+
 @zoo.command("status")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--backend", type=click.Choice(BACKENDS), help="Also ask this backend (slurm: queued, running) "

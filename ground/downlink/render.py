@@ -89,16 +89,17 @@ def class_map(product: Product, path: Path) -> Path:
     return _save(fig, path)
 
 
-def pareto(points: list[tuple[str, float, float, float]], metric: str, path: Path) -> Path:
+def pareto(points: list[tuple[str, float, float, float]], metric: str, path: Path, size: str = "size") -> Path:
     """Accuracy against size and against latency, one point per model (name, metric, size in
     bytes, latency in us), with the Pareto front of each panel drawn through the points no other
-    point beats on both axes."""
+    point beats on both axes; the points are named while there are few of them. `size` names
+    the size measured (e.g. "size gzipped")."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for ax, col, label in ((axes[0], 2, "size (kB)"), (axes[1], 3, "host latency, batch 1 (us)")):
+    for ax, col, label in ((axes[0], 2, f"{size} (kB)"), (axes[1], 3, "host latency, batch 1 (us)")):
         xs = np.array([p[col] / (1000 if col == 2 else 1) for p in points])
         ys = np.array([p[1] for p in points])
         ax.scatter(xs, ys, s=30, color="#1f5fbf", zorder=3)
-        for (name, *_), x, y in zip(points, xs, ys):
+        for (name, *_), x, y in zip(points if len(points) <= 20 else [], xs, ys):
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         order = np.lexsort((-ys, xs))
         front, best = [], -np.inf

@@ -16,6 +16,7 @@ from ground.training.distill import distillation_objective
 from ground.training.prune import PruneSpec, prune
 from ground.training.qat import quantization_aware
 from ground.training.record import ModelRecord
+from ground.training.transfer import source_model, transfer
 from ground.training.train import SPLIT, TrainConfig, check_bands, fit, load_keras, predict
 from onboard.files import write_verified
 from onboard.contracts.manifest import Manifest
@@ -46,6 +47,19 @@ def train_model(patches: PatchSet, out: Path, arch: str, overrides: dict[str, An
     model, record = new_model(patches, arch, overrides, config.seed, split_seed)
     train, val, _ = split(patches, split_seed)
     entry = fit(model, record, train, val, config, stage="train")
+    save_keras(model, record, out)
+    return model, record, entry
+
+
+def fine_tune_model(patches: PatchSet, source: Path, out: Path, config: TrainConfig, freeze_encoder: bool,
+                    relearn_input: bool, split_seed: int = 0) -> tuple[keras.Model, ModelRecord, dict]:
+    """Train a new classifier for `patches` on the encoder of the model at `source` (a zoo
+    member's folder or a model file), with the encoder frozen or fine-tuned."""
+    train, val, _ = split(patches, split_seed)
+    model, record = transfer(source, patches, train, relearn_input, freeze_encoder, config.seed, split_seed)
+    stage = "fine-tune" + ("-frozen-encoder" if freeze_encoder else "") + ("-new-input" if relearn_input else "")
+    entry = fit(model, record, train, val, config, stage=stage)
+    entry["config"]["init_from"] = str(source_model(source))
     save_keras(model, record, out)
     return model, record, entry
 
