@@ -78,6 +78,15 @@ def test_the_index_and_loader_give_a_table_and_weights_without_tensorflow(zoo):
     keys, vectors = z.vectors("cnn-s")
     assert len(keys) == 2 and vectors.shape[0] == 2 and vectors.shape[1] > 1000
     assert not np.allclose(vectors[0], vectors[1])  # two seeds, two models
+    import pyarrow.parquet as pq
+
+    epochs = pq.read_table(zoo / "z" / "epochs.parquet").to_pylist()
+    per_form = {}
+    for e in epochs:
+        per_form[e["form"]] = per_form.get(e["form"], 0) + 1
+    # two members: the dense model's 2 epochs, each twin's 1 of its own training (vd-0.5 is vd re-masked)
+    assert per_form == {"dense": 4, "magnitude-0.5": 2, "vd": 2, "vd-0.5": 2}
+    assert all(e["loss"] is not None and e["val_accuracy"] is not None for e in epochs)
     z1 = load_zoo(zoo / "z", epoch=1, say=pytest.fail)
     assert set(z1.epoch.values()) == {1}
 

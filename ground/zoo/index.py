@@ -1,6 +1,6 @@
 """The zoo's index and its loader. The member folders are the truth; `build_index` rebuilds from
 them one Parquet table with a row per member and form (`index.parquet`) and one with a row per
-member and epoch (`epochs.parquet`), joining each member's grid point with its metrics. A folder
+member, form and epoch of training (`epochs.parquet`; a twin's are its own training's), joining each member's grid point with its metrics. A folder
 that is not a finished member, or whose files do not validate, is left out with one line saying
 why.
 
@@ -10,8 +10,10 @@ and saying how many it dropped, as Model Zoos' loader does."""
 
 from __future__ import annotations
 
+import math
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable
@@ -57,6 +59,7 @@ class Form(Schema):
     size_bytes: Count
     size_gzip_bytes: Count
     latency_us: NonNegative
+    epochs: Annotated[list[dict[Name, Finite | None]], Meta(max_length=100_000)] = []
 
 
 class Metrics(Schema):
@@ -104,9 +107,10 @@ def member_rows(folder: Path) -> tuple[list[dict], list[dict]]:
              "size_bytes": f.size_bytes, "size_gzip_bytes": f.size_gzip_bytes, "latency_us": f.latency_us,
              "final_loss": last.get("loss"), "final_val_loss": last.get("val_loss"),
              "train_seconds": metrics.train_seconds} for f in metrics.forms]
-    epochs = [{"member": m.key, "epoch": int(e.get("epoch") or i + 1),
+    logs = [("dense", metrics.epochs), *[(f.form, f.epochs) for f in metrics.forms if f.epochs]]
+    epochs = [{"member": m.key, "form": form, "epoch": int(e.get("epoch") or i + 1),
                **{k: e.get(k) for k in ("loss", "accuracy", "val_loss", "val_accuracy", "val_micro_f1", "val_mAP")}}
-              for i, e in enumerate(metrics.epochs)]
+              for form, log in logs for i, e in enumerate(log)]
     return rows, epochs
 
 
@@ -173,17 +177,27 @@ def load_zoo(out: Path, epoch: int | None = None, bound: float = EXPLODED,
 
 
 def read_npz(path: Path, limit: int = MAX_NPZ_BYTES) -> dict[str, np.ndarray]:
-    """The arrays of an `.npz` file, refusing one whose arrays would inflate beyond `limit`, or
-    that holds Python objects."""
+    """The arrays of an `.npz` file, each checked by its header before it is read: refused when
+    they would take more than `limit` bytes together, or hold Python objects."""
+    out, total = {}, 0
     try:
         with zipfile.ZipFile(path) as z:
-            total = sum(info.file_size for info in z.infolist())
-        if total > limit:
-            raise ZooError(f"{path}: its arrays would take {total / 2**20:.0f} MB; refused over {limit / 2**20:.0f} MB")
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ZooError(f"{path}: not a readable .npz ({exc})") from None
+            for info in z.infolist():
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = header(f)
+                    if dtype.hasobject:
+                        raise ZooError(f"{path}: {info.filename} holds Python objects; refused")
+                    total += math.prod(shape) * dtype.itemsize
+                    if total > limit:
+                        raise ZooError(f"{path}: its arrays would take {total / 2**20:.0f} MB; refused over "
+                                       f"{limit / 2**20:.0f} MB")
+                with z.open(info) as f:
+                    out[info.filename.removesuffix(".npy")] = np.lib.format.read_array(f, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        raise ZooError(f"{path}: not a readable .npz ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    return out
 
 
 def _checkpoint(folder: Path, epoch: int | None) -> tuple[int, dict[str, np.ndarray]]:

@@ -113,14 +113,14 @@ def _form(name: str, model: keras.Model, record: ModelRecord, target: float | No
     return {"form": name, "target_sparsity": target, "sparsity": round(measured_sparsity(model), 4),
             "metric": manifest.accuracy.metric, "keras": manifest.accuracy.keras, "int8": manifest.accuracy.tflite,
             "agreement": manifest.accuracy.agreement, "metrics": ev.metrics, "size_bytes": len(content),
-            "size_gzip_bytes": len(gzip.compress(content, 9, mtime=0)), "latency_us": ev.latency["avg_us"]}
+            "size_gzip_bytes": len(gzip.compress(content, 9, mtime=0)), "latency_us": ev.latency["avg_us"],
+            # a twin's own training, per epoch (the dense model's is the member's `epochs`)
+            "epochs": record.history[-1]["epochs"] if name != "dense" else []}
 
 
 def weights_of(model: keras.Model) -> dict[str, np.ndarray]:
     """Every weight of `model` by `<layer>/<weight>`, in the model's order."""
     return {w.name.removesuffix(":0"): w.numpy() for w in model.weights}
-
-
 
 
 class Checkpoints(keras.callbacks.Callback):
