@@ -39,6 +39,8 @@ ROOMS = {
         {"conversion", "downlink"},  # convert, metrics, evaluate, preflight; decode, render, packets
         {"simulator"},  # config, orbit, geometry, payload, report
         {"pipeline"},  # steps, study, demo
+        {"cluster"},  # batches of jobs writing one folder each, on a local pool or SLURM
+        {"zoo", "nas"},  # model zoos; the NAS database and its landscape
         {"cli"},
     ],
     "hil": [
