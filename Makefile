@@ -34,8 +34,10 @@ ctest:
 	cmake --build build/ctest --parallel 2
 	ctest --test-dir build/ctest --output-on-failure
 
+# One worker per core; the tests of one board (or one SLURM cluster) run in one worker, in order
+# (tests/conftest.py).
 pytest: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 bench: install
 	ORBITLITE_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/bench --benchmark-enable

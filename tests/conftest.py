@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -52,32 +54,76 @@ def _is_runtime_noise(line: str) -> bool:
     return line.startswith("INFO: Created TensorFlow Lite XNNPACK delegate")
 
 
+# `make test` runs the tests on every core (pytest-xdist, `-n auto`). Tests that share one service
+# run in one worker, in order, and first: the emulated board (one board, one sshd on its port, a
+# session that starts and stops it) and the SLURM cluster (one controller on its ports). Grouped
+# here by file: xdist's own `--dist loadgroup` no longer groups under pytest 9, whose nodes do not
+# take the nodeid it rewrites.
+SERIAL_GROUPS = {
+    "emulated-board": ("tests/test_deploy.py", "tests/test_emulated_board.py", "tests/test_hil_board.py"),
+}
+
+
+def _group(nodeid: str) -> str | None:
+    path = nodeid.split("::", 1)[0]
+    return next((group for group, files in SERIAL_GROUPS.items() if path in files), None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The grouped tests first (every worker collects in this order), the longest group first."""
+    order = {group: i for i, group in enumerate(SERIAL_GROUPS)}
+    items.sort(key=lambda item: order.get(_group(item.nodeid), len(order)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Each group a unit of work for one worker; every other test a unit of its own."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid) or nodeid
+
+    return GroupScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def spyndex_scene() -> np.ndarray:
     return np.load(shared("scenes/sentinel2_spyndex/S2_10m_B02_B03_B04_B08_300x300.npy"))
 
 
 @pytest.fixture(scope="session")
-def ground_models(tmp_path_factory) -> dict[str, Path]:
+def ground_models(tmp_path_factory, worker_id) -> dict[str, Path]:
     """A small model trained, pruned and converted through the `orbitlite ground` commands, on
     SYNTHETIC patches in the spyndex scene's bands. Trained long enough, at a rate cnn-s does not
     lose features to (at 3e-3 two seeds in five left a fifth of the tiles on dead ReLUs), to land
     well clear of the thresholds the tests assert on any seed and thread count (measured over
-    seeds 0-4 and 1 and 2 intra-op threads: see test_train_prune_convert_through_the_cli)."""
-    d = tmp_path_factory.mktemp("ground")
-    steps = [
-        ("synth", "--out", str(d / "patches.npz"), "--per-class", "150", "--bands", SPYNDEX_BANDS),
-        ("train", "--data", str(d / "patches.npz"), "--out", str(d / "m.keras"), "--arch", "cnn-s", "--epochs", "24",
-         "--lr", "1e-3"),
-        ("prune", "--data", str(d / "patches.npz"), "--model", str(d / "m.keras"), "--out", str(d / "p.keras"),
-         "--sparsity", "0.5", "--epochs", "5"),
-        ("convert", "--data", str(d / "patches.npz"), "--model", str(d / "p.keras"), "--out", str(d / "p.tflite")),
-    ]
-    outputs = {}
-    for step in steps:
-        result = orbitlite("ground", *step)
-        assert result.returncode == 0, result.stderr[-3000:]
-        outputs[step[0]] = result.stdout
+    seeds 0-4 and 1 and 2 intra-op threads: see test_train_prune_convert_through_the_cli).
+    Made once per run: under pytest-xdist the first worker to need it makes it, the others wait
+    for it and read it."""
+    shared_root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared_root = shared_root.parent  # the run's folder, above every worker's
+    d = shared_root / "ground-models"
+    with open(shared_root / "ground-models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (d / "stdout.json").exists():
+            d.mkdir(exist_ok=True)
+            steps = [
+                ("synth", "--out", str(d / "patches.npz"), "--per-class", "150", "--bands", SPYNDEX_BANDS),
+                ("train", "--data", str(d / "patches.npz"), "--out", str(d / "m.keras"), "--arch", "cnn-s",
+                 "--epochs", "24", "--lr", "1e-3"),
+                ("prune", "--data", str(d / "patches.npz"), "--model", str(d / "m.keras"), "--out",
+                 str(d / "p.keras"), "--sparsity", "0.5", "--epochs", "5"),
+                ("convert", "--data", str(d / "patches.npz"), "--model", str(d / "p.keras"), "--out",
+                 str(d / "p.tflite")),
+            ]
+            outputs = {}
+            for step in steps:
+                result = orbitlite("ground", *step)
+                assert result.returncode == 0, result.stderr[-3000:]
+                outputs[step[0]] = result.stdout
+            (d / "stdout.json").write_text(json.dumps(outputs))
+        outputs = json.loads((d / "stdout.json").read_text())
     return {"dir": d, "patches": d / "patches.npz", "keras": d / "m.keras", "pruned": d / "p.keras",
             "tflite": d / "p.tflite", "stdout": outputs}
 
