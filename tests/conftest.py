@@ -76,12 +76,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Each group a unit of work for one worker; every other test a unit of its own."""
+    """Each group a unit of work for one worker; every other module a unit of its own (so a
+    module's fixtures are made once)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return _group(nodeid) or nodeid
+            return _group(nodeid) or nodeid.split("::", 1)[0]
 
     return GroupScheduling(config, log)
 
