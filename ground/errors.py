@@ -44,3 +44,15 @@ class SimulationError(OrbitliteError):
 class ClusterError(OrbitliteError):
     """A batch of jobs that cannot be run: a backend that is not there (no `sbatch`, the SLURM
     controller down), or a job record that cannot be read."""
+
+
+class NasError(OrbitliteError):
+    """A NAS database that is missing or malformed, or a request it cannot answer."""
+
+
+class InvalidCellError(NasError):
+    """A cell outside the NAS-Bench-101 space: a matrix or op list that breaks its rules."""
+
+
+class CellNotFoundError(NasError):
+    """A valid cell, or a budget, that the NAS database has not trained."""
