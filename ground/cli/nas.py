@@ -79,8 +79,9 @@ def train(db: Path, data: Path | None, backend: str, time_min: float, mem_gb: fl
     """Train every listed cell not trained yet (each its own job), then rebuild DB/index.parquet."""
     from ground.cluster import Limits
     from ground.errors import NasError
-    from ground.nas.train import resolve_setup, train_database
+    from ground.nas.train import planned, resolve_setup, train_database
 
+    planned(db)  # before the data is read: nothing to train is the first thing to say
     setup, new = resolve_setup(db, data, options)
     limits = Limits(time_min=time_min, mem_gb=mem_gb, cpus=setup.threads)
     ended = train_database(db, setup, new, backend, limits, click.echo)
@@ -146,3 +147,32 @@ def index(db: Path) -> None:
     for line in skipped:
         click.echo(f"left out: {line}", err=True)
     click.echo(f"{cells} cells -> {db / 'index.parquet'}")
+
+
+@nas.command()
+@click.argument("db", type=click.Path(path_type=Path))
+@click.option("--epochs", type=click.IntRange(1), help="The budget whose accuracy is the fitness  [default: the largest]")
+@click.option("--metric", default="test", show_default=True, type=click.Choice(["test", "validation"]))
+@click.option("--walks", default=30, show_default=True, type=click.IntRange(1, 10_000), help="Random walks.")
+@click.option("--steps", default=100, show_default=True, type=click.IntRange(1, 100_000), help="Steps per walk.")
+@click.option("--starts", default=200, show_default=True, type=click.IntRange(1, 100_000), help="Hill-climbing starts.")
+@click.option("--tolerance", type=FiniteFloat(0, 1), help="Neutrality: fitness differences up to this count as "
+              "equal  [default: the mean std between repeats, or one evaluated patch]")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder  [default: DB/landscape]")
+def landscape(db: Path, epochs: int | None, metric: str, walks: int, steps: int, starts: int,
+              tolerance: float | None, seed: int, out: Path | None) -> None:
+    """Fitness landscape analysis of the database (Traoré et al., arXiv 2111.01584): distribution,
+    FDC, random-walk autocorrelation, local optima, persistence, neutrality; writes landscape.md
+    and its plots."""
+    from ground.nas.database import NasDatabase
+    from ground.nas.landscape import analyse, cell_landscape
+    from ground.nas.report import write_report
+
+    database = NasDatabase(db)
+    a = analyse(cell_landscape(database, epochs, metric), walks, steps, starts, seed, tolerance)
+    paths = write_report(a, db, database.setup.data.source, out or db / "landscape")
+    click.echo(f"{len(a.landscape.hashes)} cells, {a.links} neighbour pairs ({a.connected} cells with neighbours); "
+               f"fitness {a.mean:.3f} ± {a.std:.3f}, FDC {a.fdc:.3f}, ACF(1) {a.acf[1]:.3f}, correlation length "
+               f"{a.correlation_length:.2f}, {len(a.optima)} local optima from {a.starts} starts")
+    click.echo(f"report -> {paths[0]}")

@@ -16,7 +16,7 @@ from ground.cluster import Backend, Job, Limits, State, run
 from ground.datasets.patches import load_patches, split_indices
 from ground.errors import NasError
 from ground.nas.database import rebuild_index
-from ground.nas.records import CELL_FOLDERS, DataRef, Setup, read_cells, read_setup, write_setup
+from ground.nas.records import CELL_FOLDERS, CellsFile, DataRef, Setup, read_cells, read_setup, write_setup
 from onboard.files import sha256_file
 from onboard.schema import convert, to_builtins
 
@@ -61,11 +61,17 @@ def _show(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def jobs_for(db: Path, limits: Limits) -> list[Job]:
-    """One job per planned cell, writing DB/cells/<hash>/."""
+def planned(db: Path) -> CellsFile:
+    """The cells `db` lists to train (at least one)."""
     cells = read_cells(db)
     if cells is None or not cells.cells:
         raise NasError(f"{db} lists no cells to train: run `orbitlite ground nas sample --out {db}` first")
+    return cells
+
+
+def jobs_for(db: Path, limits: Limits) -> list[Job]:
+    """One job per planned cell, writing DB/cells/<hash>/."""
+    cells = planned(db)
     root = db / CELL_FOLDERS
     return [Job(c.hash, root / c.hash, functools.partial(_train_cell, c.matrix, c.ops, str(db.resolve())), limits)
             for c in cells.cells]
@@ -89,4 +95,4 @@ def train_database(db: Path, setup: Setup, new: bool, backend: Backend, limits: 
     return ended
 
 
-__all__ = ["SPLIT", "data_ref", "jobs_for", "resolve_setup", "train_database"]
+__all__ = ["SPLIT", "data_ref", "jobs_for", "planned", "resolve_setup", "train_database"]
