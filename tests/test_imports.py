@@ -34,11 +34,13 @@ ROOMS = {
     ],
     "ground": [
         {"__init__", "errors", "tf"},
+        {"cluster"},  # jobs that write one folder each, on local processes or SLURM
         {"datasets"},  # loaders, patch sets, synthetic patches and scenes
         {"training"},  # architectures, train, prune, distil, QAT
         {"conversion", "downlink"},  # convert, metrics, evaluate, preflight; decode, render, packets
         {"simulator"},  # config, orbit, geometry, payload, report
         {"pipeline"},  # steps, study, demo
+        {"nas"},  # the NAS database: cell space, sampling, per-cell jobs, index and queries, landscape
         {"cli"},
     ],
     "hil": [

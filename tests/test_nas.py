@@ -230,6 +230,14 @@ def test_a_missing_index_is_rebuilt_from_the_cell_folders(tiny_db, tmp_path):
     shutil.copytree(tiny_db, copy)
     (copy / "index.parquet").unlink()
     assert len(NasDatabase(copy)) == 2 and (copy / "index.parquet").exists()
+    # A cell folder whose record no longer reads is left out, said once, and not rebuilt again and again.
+    broken = sorted((copy / "cells").glob("[0-9a-f]*"))[0]
+    (broken / "record.json").write_text('{"schema": "orbitlite/nas-cell", "version": 1, "hash": 7}')
+    done = orbitlite("ground", "nas", "index", str(copy))
+    assert done.returncode == 0 and "1 cells ->" in done.stdout
+    assert f"left out: {broken / 'record.json'} is malformed: hash: Expected `str`" in done.stderr
+    built = (copy / "index.parquet").stat().st_mtime_ns
+    assert len(NasDatabase(copy)) == 1 and (copy / "index.parquet").stat().st_mtime_ns == built
 
 
 def test_the_cli_queries_and_refuses_in_one_line(tiny_db, tmp_path):

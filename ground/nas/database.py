@@ -83,10 +83,11 @@ def rebuild_index(db: Path) -> tuple[int, list[str]]:
     rows, skipped = _rows(db)
     buf = io.BytesIO()
     table = pa.Table.from_pylist(rows, schema=COLUMNS)
-    table = table.replace_schema_metadata({"setup_sha256": setup_sha256(_setup(db))})
+    table = table.replace_schema_metadata({"setup_sha256": setup_sha256(_setup(db)),
+                                           "left_out": json.dumps(sorted(name for name, _ in skipped))})
     pq.write_table(table, buf)
     write_verified(db / INDEX, buf.getvalue())
-    return len({r["hash"] for r in rows}), skipped
+    return len({r["hash"] for r in rows}), [line for _, line in skipped]
 
 
 def _setup(db: Path):
@@ -97,17 +98,17 @@ def _setup(db: Path):
     return setup
 
 
-def _rows(db: Path) -> tuple[list[dict], list[str]]:
+def _rows(db: Path) -> tuple[list[dict], list[tuple[str, str]]]:
     sha = setup_sha256(_setup(db))
     rows, skipped = [], []
     for folder in finished_folders(db):
         try:
             record = read_record(folder)
         except OrbitliteError as exc:
-            skipped.append(str(exc))
+            skipped.append((folder.name, str(exc)))
             continue
         if record.setup_sha256 != sha or record.hash != folder.name:
-            skipped.append(f"{folder}: trained under another setup, or named for another cell")
+            skipped.append((folder.name, f"{folder}: trained under another setup, or named for another cell"))
             continue
         fixed = {"hash": record.hash, "matrix": json.dumps(record.matrix), "ops": ",".join(record.ops),
                  "vertices": len(record.ops), "edges": int(np.sum(record.matrix)), "parameters": record.parameters,
@@ -124,16 +125,28 @@ def read_index(db: Path) -> list[Row]:
     """The index's rows, rebuilt first when missing or when it does not list exactly the finished
     cell folders."""
     path = db / INDEX
-    _setup(db)
+    sha = setup_sha256(_setup(db))
     try:
         table = pq.read_table(path) if path.exists() else None
     except (OSError, pa.ArrowException) as exc:
         raise NasError(f"{path} is not a readable Parquet index ({exc}); delete it and it will be rebuilt") from None
-    if table is None or set(table.column("hash").to_pylist() if "hash" in table.column_names else ()) != \
-            {f.name for f in finished_folders(db)}:
+    if table is None or not _current(table, sha, {f.name for f in finished_folders(db)}):
         rebuild_index(db)
         table = pq.read_table(path)
     return convert(table.to_pylist(), list[Row], source=f"{path} is malformed", error=NasError)
+
+
+def _current(table: pa.Table, sha: str, folders: set[str]) -> bool:
+    """Whether an index was built under this setup from exactly these cell folders."""
+    metadata = table.schema.metadata or {}
+    try:
+        left_out = json.loads(metadata.get(b"left_out", b"[]"))
+    except ValueError:
+        return False
+    if not isinstance(left_out, list) or not all(isinstance(name, str) for name in left_out):
+        return False
+    return (metadata.get(b"setup_sha256") == sha.encode() and "hash" in table.column_names
+            and set(table.column("hash").to_pylist()) | set(left_out) == folders)
 
 
 class NasDatabase:
