@@ -257,6 +257,11 @@ def test_the_cli_queries_and_refuses_in_one_line(tiny_db, tmp_path):
         (["train", str(tmp_path / "empty"), "--data", "x.npz"], "lists no cells to train"),
         (["landscape", str(tmp_path / "none")], "not found"),
     ]
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "cells.json").write_text(json.dumps({"schema": "orbitlite/nas-cells", "version": 1, "cells": [
+        {**cell, "hash": "0" * 32}]}))
+    bad.append((["train", str(forged), "--data", "x.npz"], f"cells[0]: hash {'0' * 32} is not the cell's"))
     for args, fragment in bad:
         assert_one_line_error(orbitlite("ground", "nas", *args), fragment)
     usage = orbitlite("ground", "nas", "train", str(tiny_db), "--budgets", "2,1")

@@ -40,15 +40,14 @@ def _budgets(ctx: click.Context, param: click.Parameter, value: str | None) -> t
 def sample(db: Path, count: int, method: str, seed: int, density: float, length: int) -> None:
     """Add COUNT new cells (distinct by NAS-Bench-101 hash from each other and from those already
     listed) to DB/cells.json."""
-    from ground.nas.records import CellsFile, PlannedCell, read_cells, write_cells
+    from ground.nas.records import CELLS, add_cells, read_cells
     from ground.nas.sample import sample as draw
-    from ground.nas.space import cell_hash
 
-    plan = read_cells(db) or CellsFile(cells=())
-    cells = draw(method, count, seed, density=density, length=length, exclude={c.hash for c in plan.cells})
-    added = tuple(PlannedCell(hash=cell_hash(c), matrix=c.matrix, ops=c.ops, method=method, seed=seed) for c in cells)
-    path = write_cells(db, CellsFile(cells=plan.cells + added))
-    click.echo(f"{len(added)} new cells ({method}, seed {seed}) -> {path} ({len(plan.cells) + len(added)} in all)")
+    listed = read_cells(db)
+    cells = draw(method, count, seed, density=density, length=length,
+                 exclude={c.hash for c in listed.cells} if listed else set())
+    added, total = add_cells(db, cells, method, seed)
+    click.echo(f"{added} new cells ({method}, seed {seed}) -> {db / CELLS} ({total} in all)")
 
 
 @nas.command()

@@ -22,7 +22,7 @@ from msgspec import Meta
 
 from ground.errors import NasError
 from ground.nas.space import cell_hash
-from models.nas_space import MAX_VERTICES, OPS, prune_cell
+from models.nas_space import MAX_VERTICES, prune_cell
 from onboard.files import write_verified
 from onboard.schema import (Count, Fraction, Int64, Name, NonNegative, PathText, Positive, PositiveInt, Schema, Sha256,
                             Text, decode_contract, encode_json, read_bounded)
@@ -189,6 +189,21 @@ def write_cells(db: Path, cells: CellsFile) -> Path:
     return write_verified(db / CELLS, encode_json(cells, indent=1) + b"\n")
 
 
+def add_cells(db: Path, cells: list, method: str, seed: int) -> tuple[int, int]:
+    """List `cells` (models.nas_space.Cell, pruned) in `db/cells.json` to be trained, each not
+    listed yet; the number added and the number listed in all. `method` says where they came
+    from (`given` for cells chosen by hand)."""
+    plan = read_cells(db) or CellsFile(cells=())
+    listed = {c.hash for c in plan.cells}
+    added: dict[str, PlannedCell] = {}
+    for c in cells:
+        key = cell_hash(c)
+        if key not in listed and key not in added:
+            added[key] = PlannedCell(hash=key, matrix=c.matrix, ops=c.ops, method=method, seed=seed)
+    write_cells(db, CellsFile(cells=plan.cells + tuple(added.values())))
+    return len(added), len(plan.cells) + len(added)
+
+
 def read_setup(db: Path) -> Setup | None:
     path = db / SETUP
     if not path.exists():
@@ -214,6 +229,6 @@ def write_record(folder: Path, record: CellRecord) -> Path:
     return write_verified(folder / RECORD, encode_json(record, indent=2) + b"\n")
 
 
-__all__ = ["CELLS", "CELL_FOLDERS", "INDEX", "OPS", "RECORD", "SETUP", "CellRecord", "CellsFile", "DataRef", "Int8",
-           "PlannedCell", "Run", "Setup", "read_cells", "read_record", "read_setup", "setup_sha256", "write_cells",
+__all__ = ["CELLS", "CELL_FOLDERS", "INDEX", "RECORD", "SETUP", "CellRecord", "CellsFile", "DataRef", "Int8",
+           "PlannedCell", "Run", "Setup", "add_cells", "read_cells", "read_record", "read_setup", "setup_sha256", "write_cells",
            "write_record", "write_setup"]

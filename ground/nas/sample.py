@@ -25,7 +25,7 @@ from scipy.stats import qmc
 
 from ground.errors import NasError
 from ground.nas.space import cell_hash, full_dag_masks, matrix_of, neighbours, representations, spellings
-from models.nas_space import INPUT, MAX_EDGES, MAX_VERTICES, OPS, OUTPUT, Cell, prune_cell
+from models.nas_space import INPUT, MAX_VERTICES, OPS, OUTPUT, Cell, prune_cell
 
 Method = Literal["uniform", "lhs", "walk"]
 METHODS = ("uniform", "lhs", "walk")
@@ -112,4 +112,4 @@ def _walks(rng: np.random.Generator, length: int):
     return draw
 
 
-__all__ = ["EDGE_BITS", "MAX_EDGES", "METHODS", "Method", "sample", "uniform_cell"]
+__all__ = ["EDGE_BITS", "METHODS", "Method", "sample", "uniform_cell"]

@@ -11,7 +11,7 @@ import pytest
 
 from ground.cluster import Limits
 from ground.datasets.synthetic import generate_patches
-from ground.nas.records import CellsFile, PlannedCell, read_record, write_cells
+from ground.nas.records import add_cells, read_record
 from ground.nas.sample import sample
 from ground.nas.space import cell_hash
 from ground.nas.train import resolve_setup, train_database
@@ -24,8 +24,7 @@ def test_bench_nas_cells_per_hour(benchmark, tmp_path):
     generate_patches(100, size=32, bands=("B02", "B03", "B04", "B08"), seed=0).save(tmp_path / "patches.npz")
     db = tmp_path / "db"
     cells = sample("uniform", CELLS, seed=0)
-    write_cells(db, CellsFile(cells=tuple(PlannedCell(hash=cell_hash(c), matrix=c.matrix, ops=c.ops, method="uniform",
-                                                      seed=0) for c in cells)))
+    add_cells(db, cells, "uniform", 0)
     setup, new = resolve_setup(db, tmp_path / "patches.npz", {"budgets": (4,), "repeats": 1})
     ended = benchmark.pedantic(train_database, args=(db, setup, new, "local", Limits(time_min=30), lambda line: None),
                                rounds=1, iterations=1)
