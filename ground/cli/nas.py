@@ -173,5 +173,7 @@ def landscape(db: Path, epochs: int | None, metric: str, walks: int, steps: int,
     paths = write_report(a, db, database.setup.data.source, out or db / "landscape")
     click.echo(f"{len(a.landscape.hashes)} cells, {a.links} neighbour pairs ({a.connected} cells with neighbours); "
                f"fitness {a.mean:.3f} ± {a.std:.3f}, FDC {a.fdc:.3f}, ACF(1) {a.acf[1]:.3f}, correlation length "
-               f"{a.correlation_length:.2f}, {len(a.optima)} local optima from {a.starts} starts")
+               f"{a.correlation_length:.2f}, {len(a.optima)} local optima from {a.starts} starts"
+               + (f"; repeats agree across cells r = {a.repeat_correlation:.2f}"
+                  if a.landscape.repeats.shape[1] > 1 else ""))
     click.echo(f"report -> {paths[0]}")

@@ -14,7 +14,8 @@ distances (`space.edit_distance`).
   cell (-1: fitness rises steadily towards the best cell; 0: distance says nothing);
 - random walks: W walks of S steps, each step to a uniformly chosen neighbour, from uniformly
   chosen cells that have one; ACF(s) pools the walks' products of deviations from the walks' mean,
-  over their variance; the correlation length is -1/ln|ACF(1)|;
+  over their variance; the correlation length is -1/ln ACF(1) (none when ACF(1) <= 0), and is also
+  given as the mean over walks of each walk's own (0 for a walk with ACF(1) <= 0);
 - local optima: best-improvement hill climbing (to the best strictly better neighbour, until
   none is better) from distinct starts; the distinct ends are the local optima found. The cells
   without a better neighbour are also counted exactly, since a database is small;
@@ -23,6 +24,11 @@ distances (`space.edit_distance`).
   the second repeat);
 - neutrality: over the cells with neighbours, the mean share of neighbours whose fitness differs
   by at most a tolerance (by default the seed noise: the mean standard deviation between repeats).
+
+With two repeats or more, the report also says how much of the landscape is the cells' and how
+much the seeds': the seed noise, and the correlation across cells between two repeats' fitness
+(near 1: repeats rank the cells alike; near 0: the differences between cells are seed noise, and
+so are the measures above).
 """
 
 from __future__ import annotations
@@ -185,13 +191,15 @@ class Analysis:
     steps: int
     acf: np.ndarray
     correlation_length: float
-    walk_lengths: float  # mean over walks of -1/ln|ACF_w(1)|
+    walk_lengths: float  # mean over walks of -1/ln ACF_w(1), 0 where ACF_w(1) <= 0
     optima: set[int]
     starts: int
     optima_exact: int
     persistence: dict[str, float] = field(default_factory=dict)
     neutrality: float = float("nan")
     tolerance: float = float("nan")
+    seed_noise: float = float("nan")  # mean over cells of the std between repeats
+    repeat_correlation: float = float("nan")  # across cells, between repeat 0 and repeat 1
 
     @property
     def connected(self) -> int:
@@ -214,11 +222,16 @@ def analyse(land: CellLandscape, walks: int = 30, steps: int = 100, starts: int 
     n_walks, n_steps = min(walks, connected), min(steps, 5 * connected)
     paths = random_walks(land.neighbours, n_walks, n_steps, rng)
     acf = autocorrelation(f, paths, max_lag)
-    per_walk = [correlation_length(autocorrelation(f, [p], 1)[1]) for p in paths]
+    # Per walk: its own ACF(1) about its own mean; no correlation (ACF(1) <= 0) is a length of 0, and
+    # a walk along which fitness never changes has none.
+    per_walk = [0.0 if r <= 0 else correlation_length(r)
+                for r in (autocorrelation(f, [p], 1)[1] for p in paths) if np.isfinite(r)]
     per_walk = [x for x in per_walk if np.isfinite(x)]
     optima, used, exact = local_optima(f, land.neighbours, starts, rng)
+    several = land.repeats.shape[1] > 1
+    noise = float(land.repeats.std(axis=1).mean()) if several else float("nan")
     if tolerance is None:
-        tolerance = float(land.repeats.std(axis=1).mean()) if land.repeats.shape[1] > 1 else 1.0 / max(1, land.evaluated)
+        tolerance = noise if several else 1.0 / max(1, land.evaluated)
     kept = {}
     budgets = sorted(land.by_budget)
     if len(budgets) > 1:
@@ -232,7 +245,9 @@ def analyse(land: CellLandscape, walks: int = 30, steps: int = 100, starts: int 
                     steps=n_steps, acf=acf, correlation_length=correlation_length(acf[1]),
                     walk_lengths=float(np.mean(per_walk)) if per_walk else float("nan"), optima=optima, starts=used,
                     optima_exact=exact, persistence=kept, neutrality=neutrality(f, land.neighbours, tolerance),
-                    tolerance=tolerance)
+                    tolerance=tolerance, seed_noise=noise,
+                    repeat_correlation=fitness_distance_correlation(land.repeats[:, 0], land.repeats[:, 1])
+                    if several else float("nan"))
 
 
 def _epochs(n: int) -> str:
