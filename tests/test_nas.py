@@ -381,10 +381,11 @@ def test_a_cell_landscape_sloping_to_one_cell():
                 links[i].add(j)
                 links[j].add(i)
     fitness = -np.array([edit_distance(c, target) for c in cells], np.float64)
-    land = fla.CellLandscape(hashes=hashes, cells=cells, fitness=fitness, repeats=fitness[:, None],
+    land = fla.CellLandscape(hashes=hashes, cells=cells, fitness=fitness, repeats=np.stack([fitness, fitness], 1),
                              by_budget={4: fitness}, neighbours=[np.array(sorted(s)) for s in links], epochs=4,
                              metric="test", evaluated=100)
     a = fla.analyse(land, walks=30, steps=100, starts=200, seed=0)
     assert a.best == 4 and a.fdc == pytest.approx(-1.0)
     assert a.connected == 30 and len(a.walks) == 30 and a.steps == 100 and a.starts == 30
     assert np.isfinite(a.acf[1]) and a.acf[1] > 0.3  # a smooth slope is strongly correlated step to step
+    assert a.seed_noise == 0 and a.repeat_correlation == pytest.approx(1.0)  # repeats that agree exactly

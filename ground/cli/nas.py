@@ -127,8 +127,8 @@ def query(db: Path, matrix: str, ops: str, epochs: int | None, seed: int | None,
         click.echo(_run_line(sampled["epochs"], sampled, " (sampled)", metric))
         seconds, spent = database.get_budget_counters()
         click.echo(f"budget spent: {seconds:.1f} s of training, {spent} epoch{'s' * (spent != 1)}")
-    click.echo(f"int8 TFLite: {fixed['int8_size_bytes']:,} bytes, test {metric} {fixed['int8_test_accuracy']:.4f}, "
-               f"host latency {fixed['int8_latency_us']:.1f} us (median)")
+    click.echo(f"int8 TFLite ({max(database.valid_epochs)} epochs, repeat 0): {fixed['int8_size_bytes']:,} bytes, "
+               f"test {metric} {fixed['int8_test_accuracy']:.4f}, host latency {fixed['int8_latency_us']:.1f} us (median)")
 
 
 def _run_line(budget: int, r: dict, note: str, metric: str) -> str:
