@@ -48,3 +48,15 @@ class ClusterError(OrbitliteError):
 
 class ZooError(OrbitliteError):
     """A zoo grid, member or index that is malformed, or a zoo folder that is not one."""
+
+
+class NasError(OrbitliteError):
+    """A NAS database that is missing or malformed, or a request it cannot answer."""
+
+
+class InvalidCellError(NasError):
+    """A cell outside the NAS-Bench-101 space: a matrix or op list that breaks its rules."""
+
+
+class CellNotFoundError(NasError):
+    """A valid cell, or a budget, that the NAS database has not trained."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ground.cli.data import data as data_group
+from ground.cli.nas import nas as nas_group
 from ground.cli.zoo import zoo as zoo_group
 from ground.training.architectures import ARCHITECTURES, parse_architectures
 from onboard.schema import FiniteFloat
@@ -263,3 +264,4 @@ def study(data: Path, out: Path, archs: str, student: str, epochs: int, seed: in
 
 ground.add_command(data_group)
 ground.add_command(zoo_group)
+ground.add_command(nas_group)
