@@ -34,6 +34,7 @@ ROOMS = {
     ],
     "ground": [
         {"__init__", "errors", "tf"},
+        {"cluster"},  # jobs that write one folder each, run by a process pool or as SLURM job arrays
         {"datasets"},  # loaders, patch sets, synthetic patches and scenes
         {"training"},  # architectures, train, prune, distil, QAT
         {"conversion", "downlink"},  # convert, metrics, evaluate, preflight; decode, render, packets
