@@ -73,17 +73,30 @@ def test_a_job_that_raises_or_that_slurm_kills_is_recorded_as_failed_and_the_res
     jobs = [Job("good", tmp_path / "good", functools.partial(write_file, "a.txt", "hello"), SMALL),
             Job("bad", tmp_path / "bad", functools.partial(fail, "the data ran out"), SMALL),
             Job("hog", tmp_path / "hog", hog, Limits(time_min=5, mem_gb=0.25)),
-            Job("slow", tmp_path / "slow", sleep, Limits(time_min=1, mem_gb=0.5))]
+            Job("slow", tmp_path / "slow", sleep, Limits(time_min=1, mem_gb=0.5)),
+            Job("victim", tmp_path / "victim", sleep, SMALL)]
+
+    def cancel_the_victim() -> None:  # as a user would, with scancel, once it runs
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            task = read_submissions(tmp_path)["victim"].task if "victim" in read_submissions(tmp_path) else None
+            if task and slurm_env.client("squeue", "--noheader", "--format=%T", f"--jobs={task}").stdout.strip() == "RUNNING":
+                slurm_env.client("scancel", task)
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=cancel_the_victim, daemon=True).start()
     ended = run(jobs, "slurm", lambda line: None, poll_s=POLL_S)
-    assert ended == {"good": "done", "bad": "failed", "hog": "failed", "slow": "failed"}
+    assert ended == {"good": "done", "bad": "failed", "hog": "failed", "slow": "failed", "victim": "failed"}
     assert (tmp_path / "good" / "a.txt").read_text() == "hello"
-    for key in ("bad", "hog", "slow"):
+    for key in ("bad", "hog", "slow", "victim"):
         assert not (tmp_path / key).exists() and not (tmp_path / f"{key}.part").exists()
     assert "ValueError: the data ran out" in failure_of(jobs[1]).error
     hog_error = failure_of(jobs[2]).error  # SLURM killed it: the record is written from its state
     assert hog_error.startswith("SLURM ended it ") and "exceeded memory limit" in hog_error, hog_error
     assert "exceeded memory limit" in jobs[2].log.read_text()  # slurmstepd's words, copied to its log
     assert "time limit (1 min)" in failure_of(jobs[3]).error  # it stopped itself at SLURM's warning
+    assert failure_of(jobs[4]).error.startswith("SLURM ended it CANCELLED (task "), failure_of(jobs[4]).error
     assert read_submissions(tmp_path)["hog"].job_id != read_submissions(tmp_path)["good"].job_id  # other limits
 
 

@@ -54,19 +54,47 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
 @click.option("--lr", default=3e-3, show_default=True, type=FiniteFloat(), help="Learning rate.")
 @click.option("--weight-decay", default=0.0, show_default=True, type=FiniteFloat())
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights, the data order and the split.")
+@click.option("--backend", default="local", show_default=True, type=click.Choice(["local", "slurm"]),
+              help="Train here, or data-parallel across the tasks of one SLURM job (MultiWorkerMirroredStrategy; "
+                   "--batch-size is the global batch, split between the tasks).")
+@click.option("--nodes", default=1, show_default=True, type=click.IntRange(1), help="SLURM nodes (--backend slurm).")
+@click.option("--tasks-per-node", default=1, show_default=True, type=click.IntRange(1),
+              help="SLURM tasks, each a training worker, per node (--backend slurm).")
+@click.option("--cpus-per-task", default=1, show_default=True, type=click.IntRange(1), help="(--backend slurm)")
+@click.option("--mem-gb", default=4.0, show_default=True, type=FiniteFloat(0, min_open=True),
+              help="Memory per node (--backend slurm).")
+@click.option("--time-min", default=60.0, show_default=True, type=FiniteFloat(0, min_open=True),
+              help="The job's time limit; near it the job is requeued and resumes from its last epoch (--backend slurm).")
+@click.option("--partition", help="SLURM partition [default: the cluster's] (--backend slurm).")
 def train(data: Path, out: Path, arch: str, overrides: tuple[str, ...], epochs: int, batch_size: int, optimizer: str,
-          lr: float, weight_decay: float, seed: int) -> None:
+          lr: float, weight_decay: float, seed: int, backend: str, nodes: int, tasks_per_node: int, cpus_per_task: int,
+          mem_gb: float, time_min: float, partition: str | None) -> None:
     """Train a classifier on labelled patches (the dataset's own split, or a seeded stratified
-    70/15/15 one)."""
+    70/15/15 one); with --backend slurm, data-parallel across SLURM tasks, resumable."""
+    if backend == "local" and (nodes, tasks_per_node) != (1, 1):
+        raise click.UsageError("--nodes and --tasks-per-node split the training between SLURM tasks: add --backend slurm")
     from ground.datasets.patches import load_patches
 
     patches = load_patches(data)  # before TensorFlow loads, so a bad path fails fast
+    if backend == "slurm":
+        from ground.cluster.slurm import cluster_config
+
+        cluster_config()  # so is a missing SLURM
     from ground.training.architectures import parse_overrides
-    from ground.pipeline.steps import train_model
     from ground.training.train import TrainConfig
 
-    _, record, entry = train_model(patches, out, arch, parse_overrides(arch, overrides),
-                                   TrainConfig(epochs, batch_size, optimizer, lr, weight_decay, seed), split_seed=seed)
+    config = TrainConfig(epochs, batch_size, optimizer, lr, weight_decay, seed)
+    if backend == "slurm":
+        from ground.pipeline.data_parallel import Plan, Resources, train_on_slurm
+
+        plan = Plan(data.resolve(), out.resolve(), arch, parse_overrides(arch, overrides), config, seed, nodes,
+                    tasks_per_node)
+        record, entry = train_on_slurm(plan, Resources(cpus_per_task, mem_gb, time_min, partition),
+                                       lambda line: click.echo(line, err=True))
+    else:
+        from ground.pipeline.steps import train_model
+
+        _, record, entry = train_model(patches, out, arch, parse_overrides(arch, overrides), config, split_seed=seed)
     last = entry["epochs"][-1]
     click.echo(f"{record.architecture}: {record.parameters} parameters, validation accuracy {last['val_accuracy']:.4f} -> {out}")
 

@@ -246,8 +246,8 @@ def _executor(root: Path, limits: Limits, partition: str | None, sbatch: dict[st
     import submitit  # the ground extra; only the slurm backend needs it
 
     executor = submitit.AutoExecutor(folder=root / JOBS / SUBMITIT, cluster="slurm")
-    executor.update_parameters(name="orbitlite", timeout_min=minutes(limits), mem_gb=limits.mem_gb,
-                               cpus_per_task=limits.cpus, slurm_signal_delay_s=warning_s(minutes(limits)),
+    executor.update_parameters(name="orbitlite", timeout_min=minutes(limits.time_min), mem_gb=limits.mem_gb,
+                               cpus_per_task=limits.cpus, slurm_signal_delay_s=warning_s(minutes(limits.time_min)),
                                slurm_additional_parameters=dict(sbatch),
                                **({"slurm_partition": partition} if partition else {}))
     return executor
@@ -263,9 +263,9 @@ def _sbatch(executor: Any, chunk: list[Job]) -> list[str]:
                            f"{_last_line(str(exc)) or type(exc).__name__}") from None
 
 
-def minutes(limits: Limits) -> int:
-    """SLURM's time limit for `limits`: whole minutes."""
-    return max(1, math.ceil(limits.time_min))
+def minutes(time_min: float) -> int:
+    """SLURM's time limit for `time_min`: whole minutes."""
+    return max(1, math.ceil(time_min))
 
 
 def warning_s(limit_min: int) -> int:
@@ -281,7 +281,7 @@ def _task(job: Job) -> State:
     failure record saying so (in place of submitit's handler, which would requeue a job that is
     not checkpointable, or fail it with an error about checkpoints)."""
     def time_is_up(signum: int, frame: Any) -> None:
-        raise ClusterError(f"stopped at SLURM's warning that its time limit ({minutes(job.limits)} min) is near")
+        raise ClusterError(f"stopped at SLURM's warning that its time limit ({minutes(job.limits.time_min)} min) is near")
 
     signal.signal(signal.SIGUSR2, time_is_up)
     return execute(job)
@@ -381,7 +381,8 @@ def _settle(job: Job, sub: Submission, said: str | None, strikes: Counter[str]) 
 
 def _why(job: Job, sub: Submission, said: str | None) -> str:
     if said is None:
-        return f"SLURM no longer lists its task {sub.task}, and it left neither its folder nor a failure record"
+        return (f"SLURM no longer lists its task {sub.task} (cancelled before it started, or ended longer ago than "
+                f"SLURM keeps jobs), and it left neither its folder nor a failure record")
     if said == "COMPLETED":
         return f"its SLURM task {sub.task} completed without publishing its folder or recording a failure"
     limits = job.limits
