@@ -155,3 +155,20 @@ def bench_result(tiles_per_s: float = 14428.0, busy_watts: float = 4.5, model: s
         energy=energy(busy_watts, 2.7, t.seconds, 50 * 256, (32, 32), 10.0, source="modelled", meter="modelled",
                       of="invoke"),
     ).to_json().decode()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real one-node SLURM cluster on loopback (tests/slurm.py), started the first time a test
+    asks for it and stopped, with every job it still runs, at the end of the session."""
+    from tests.slurm import running_cluster
+
+    with running_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def slurm_env(slurm_cluster, monkeypatch):
+    """The test SLURM cluster, its clients pointed at it (SLURM_CONF) for this test."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    return slurm_cluster

@@ -34,13 +34,12 @@ ROOMS = {
     ],
     "ground": [
         {"__init__", "errors", "tf"},
-        {"cluster"},  # jobs that write one folder each, on local processes or SLURM
+        {"cluster"},  # jobs that write one folder each, run by a process pool or as SLURM job arrays
         {"datasets"},  # loaders, patch sets, synthetic patches and scenes
         {"training"},  # architectures, train, prune, distil, QAT
         {"conversion", "downlink"},  # convert, metrics, evaluate, preflight; decode, render, packets
         {"simulator"},  # config, orbit, geometry, payload, report
         {"pipeline"},  # steps, study, demo
-        {"cluster"},  # batches of jobs writing one folder each, on a local pool or SLURM
         {"zoo", "nas"},  # model zoos; the NAS database and its landscape
         {"cli"},
     ],

@@ -62,11 +62,29 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
 @click.option("--freeze-encoder", is_flag=True, help="With --init-from: train the new classifier alone.")
 @click.option("--relearn-input", is_flag=True,
               help="With --init-from, for a dataset of other bands: learn a new input layer (the rest is kept).")
+@click.option("--backend", default="local", show_default=True, type=click.Choice(["local", "slurm"]),
+              help="Train here, or data-parallel across the tasks of one SLURM job (MultiWorkerMirroredStrategy; "
+                   "--batch-size is the global batch, split between the tasks).")
+@click.option("--nodes", default=1, show_default=True, type=click.IntRange(1), help="SLURM nodes (--backend slurm).")
+@click.option("--tasks-per-node", default=1, show_default=True, type=click.IntRange(1),
+              help="SLURM tasks, each a training worker, per node (--backend slurm).")
+@click.option("--cpus-per-task", default=1, show_default=True, type=click.IntRange(1), help="(--backend slurm)")
+@click.option("--mem-gb", default=4.0, show_default=True, type=FiniteFloat(0, min_open=True),
+              help="Memory per node (--backend slurm).")
+@click.option("--time-min", default=60.0, show_default=True, type=FiniteFloat(0, min_open=True),
+              help="The job's time limit; near it the job is requeued and resumes from its last epoch (--backend slurm).")
+@click.option("--partition", help="SLURM partition [default: the cluster's] (--backend slurm).")
 def train(data: Path, out: Path, arch: str, overrides: tuple[str, ...], epochs: int, batch_size: int, optimizer: str,
-          lr: float, weight_decay: float, seed: int, init_from: Path | None, freeze_encoder: bool,
-          relearn_input: bool) -> None:
+          lr: float, weight_decay: float, seed: int, init_from: Path | None, freeze_encoder: bool, relearn_input: bool,
+          backend: str, nodes: int, tasks_per_node: int, cpus_per_task: int, mem_gb: float, time_min: float,
+          partition: str | None) -> None:
     """Train a classifier on labelled patches (the dataset's own split, or a seeded stratified
-    70/15/15 one), from scratch or from a trained model's encoder."""
+    70/15/15 one), from scratch or from a trained model's encoder; with --backend slurm,
+    data-parallel across SLURM tasks, resumable."""
+    if backend == "local" and (nodes, tasks_per_node) != (1, 1):
+        raise click.UsageError("--nodes and --tasks-per-node split the training between SLURM tasks: add --backend slurm")
+    if init_from is not None and backend == "slurm":
+        raise click.UsageError("--init-from fine-tunes here: data-parallel training on SLURM starts from scratch")
     from ground.datasets.patches import load_patches
 
     if init_from is None and (freeze_encoder or relearn_input):
@@ -74,14 +92,28 @@ def train(data: Path, out: Path, arch: str, overrides: tuple[str, ...], epochs: 
     if init_from is not None and overrides:
         raise click.UsageError("--set does not apply with --init-from: the architecture is that model's")
     patches = load_patches(data)  # before TensorFlow loads, so a bad path fails fast
+    if backend == "slurm":
+        from ground.cluster.slurm import cluster_config
+
+        cluster_config()  # so is a missing SLURM
     from ground.training.architectures import parse_overrides
-    from ground.pipeline.steps import fine_tune_model, train_model
     from ground.training.train import TrainConfig
 
     config = TrainConfig(epochs, batch_size, optimizer, lr, weight_decay, seed)
-    if init_from is not None:
+    if backend == "slurm":
+        from ground.pipeline.data_parallel import Plan, Resources, train_on_slurm
+
+        plan = Plan(data.resolve(), out.resolve(), arch, parse_overrides(arch, overrides), config, seed, nodes,
+                    tasks_per_node)
+        record, entry = train_on_slurm(plan, Resources(cpus_per_task, mem_gb, time_min, partition),
+                                       lambda line: click.echo(line, err=True))
+    elif init_from is not None:
+        from ground.pipeline.steps import fine_tune_model
+
         _, record, entry = fine_tune_model(patches, init_from, out, config, freeze_encoder, relearn_input, split_seed=seed)
     else:
+        from ground.pipeline.steps import train_model
+
         _, record, entry = train_model(patches, out, arch, parse_overrides(arch, overrides), config, split_seed=seed)
     last = entry["epochs"][-1]
     click.echo(f"{record.architecture}: {record.parameters} parameters, validation accuracy {last['val_accuracy']:.4f} -> {out}")

@@ -7,7 +7,7 @@ failed ones, whatever backend ran them before."""
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 from ground.cluster.jobs import Job, Limits, State, state_of
 
@@ -17,9 +17,10 @@ BACKENDS = ("local", "slurm")
 __all__ = ["BACKENDS", "Backend", "Job", "Limits", "State", "run", "state_of"]
 
 
-def run(jobs: list[Job], backend: Backend, say: Callable[[str], None]) -> dict[str, State]:
+def run(jobs: list[Job], backend: Backend, say: Callable[[str], None], **options: Any) -> dict[str, State]:
     """Run the jobs of `jobs` that are not finished on `backend`, to the end; the state each of
-    them ended in (finished ones are skipped and not listed)."""
+    them ended in (finished ones are skipped and not listed). `options` go to the backend
+    (run_local: workers; run_slurm: poll_s, partition, sbatch)."""
     todo = [job for job in jobs if state_of(job) != "done"]
     if len(todo) < len(jobs):
         say(f"{len(jobs) - len(todo)} of {len(jobs)} already done, skipped")
@@ -27,6 +28,6 @@ def run(jobs: list[Job], backend: Backend, say: Callable[[str], None]) -> dict[s
         return {}
     if backend == "slurm":
         from ground.cluster.slurm import run_slurm
-        return run_slurm(todo, say)
+        return run_slurm(todo, say, **options)
     from ground.cluster.local import run_local
-    return run_local(todo, say)
+    return run_local(todo, say, **options)
