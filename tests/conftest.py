@@ -61,6 +61,7 @@ def _is_runtime_noise(line: str) -> bool:
 # take the nodeid it rewrites.
 SERIAL_GROUPS = {
     "emulated-board": ("tests/test_deploy.py", "tests/test_emulated_board.py", "tests/test_hil_board.py"),
+    "slurm": ("tests/test_slurm.py", "tests/test_data_parallel.py"),
 }
 
 

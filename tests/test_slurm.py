@@ -182,3 +182,49 @@ def test_a_damaged_submission_record_is_one_clear_error(tmp_path):
                                           '"jobs": {"a": {"cluster": "x", "job_id": "12; rm -rf /"}}}')
     with pytest.raises(ClusterError, match=r"slurm.json is malformed: jobs\[...\]\.job_id: Expected `str`"):
         slurm_states([job])
+
+
+ZOO_GRID = """\
+name = "slurm-zoo"
+architectures = ["cnn-s", "cnn-l"]
+seeds = [0, 1]
+[hyper]
+epochs = [2]
+[twins]
+sparsities = [0.5, 0.8]
+methods = ["magnitude"]
+epochs = 1
+[limits]
+time_min = 10
+mem_gb = 2
+"""
+
+
+@pytest.mark.slow
+def test_a_small_zoo_trains_through_slurm_into_its_index(slurm_env, tmp_path):
+    """2 architectures x 2 seeds x 2 sparsities as one SLURM job array, then its index and status."""
+    from ground.datasets.synthetic import generate_patches
+    from ground.zoo.index import build_index, load_zoo
+    from ground.zoo.zoo import prepare_zoo, run_zoo, states
+    from tests.conftest import orbitlite
+
+    (tmp_path / "grid.toml").write_text(ZOO_GRID)
+    data = generate_patches(15, size=32, bands=("B02", "B03", "B04", "B08"), seed=0).save(tmp_path / "d.npz")
+    out = tmp_path / "zoo"
+    config = prepare_zoo(tmp_path / "grid.toml", data, out)
+    said = []
+    ended = run_zoo(config, out, "slurm", said.append, poll_s=POLL_S)
+    assert ended == {m.key: "done" for m in config.members}, [line for line in said if "failed" in line]
+    submissions = read_submissions(out / "members")
+    assert len({s.job_id for s in submissions.values()}) == 1  # one array: the members share their limits
+    _, count = build_index(out, pytest.fail)
+    assert count == 4
+    zoo = load_zoo(out, say=pytest.fail)
+    rows = zoo.table.to_pylist()
+    assert sorted({(r["architecture"], r["seed"]) for r in rows}) == [("cnn-l", 0), ("cnn-l", 1), ("cnn-s", 0), ("cnn-s", 1)]
+    assert sorted({r["form"] for r in rows}) == ["dense", "magnitude-0.5", "magnitude-0.8"]
+    for r in rows:
+        assert r["sparsity"] == pytest.approx(r["target_sparsity"], abs=0.01) and 0 <= r["int8"] <= 1
+    assert {state for state, _ in states(config, out).values()} == {"done"}
+    status = orbitlite("ground", "zoo", "status", str(out))
+    assert status.returncode == 0 and status.stdout.splitlines()[-1] == "4 done of 4 members", status.stderr

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ground.cluster import Backend, Job, Limits, State, run, state_of
 from ground.cluster.jobs import Failure, failure_of
@@ -65,9 +65,10 @@ def prepare_zoo(grid_path: Path, data: Path, out: Path) -> ZooConfig:
 
 
 def run_zoo(config: ZooConfig, out: Path, backend: Backend, say: Callable[[str], None],
-            only: Callable[[Job], bool] = lambda job: True) -> dict[str, State]:
-    """Run the zoo's unfinished members (those `only` keeps) on `backend`; the state each ended in."""
-    return run([job for job in jobs_of(config, out) if only(job)], backend, say)
+            only: Callable[[Job], bool] = lambda job: True, **options: Any) -> dict[str, State]:
+    """Run the zoo's unfinished members (those `only` keeps) on `backend` (with its `options`,
+    see ground.cluster.run); the state each ended in."""
+    return run([job for job in jobs_of(config, out) if only(job)], backend, say, **options)
 
 
 def states(config: ZooConfig, out: Path) -> dict[str, tuple[State, Failure | None]]:
