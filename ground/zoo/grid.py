@@ -96,8 +96,6 @@ class Grid(Schema):
             if self.twins.restart_epoch > shortest:
                 raise ValueError(f"twins.restart_epoch {self.twins.restart_epoch} is after the last epoch of the "
                                  f"shortest training ({shortest})")
-            if self.checkpoints and self.twins.restart_epoch not in self.checkpoints:
-                raise ValueError(f"twins.restart_epoch {self.twins.restart_epoch} is not one of the checkpoints")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("a seed is listed twice")
 
@@ -119,7 +117,7 @@ class Member(Schema):
     seed: Int64
     split_seed: Int64
     train: Train
-    checkpoints: tuple[PositiveInt, ...]  # epochs whose weights are kept, the last one always
+    checkpoints: tuple[PositiveInt, ...]  # epochs whose weights are kept: the listed, the twins' restart, the last
     twins: Twins
     limits: Limits
 
