@@ -28,74 +28,52 @@ _EPS = 1e-8
 
 
 class _Variational:
-    """What the variational conv and dense layers share: log sigma^2, log alpha and the KL term."""
+    """What the variational conv and dense layers share: log sigma^2 beside the kernel, log
+    alpha, the KL term (per training example: `examples` is the training set's size), and the
+    output's bias and activation. Mixed in before the Keras layer class."""
 
-    def _add_log_sigma2(self) -> None:
+    def __init__(self, *args, examples: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.examples = float(examples)
+
+    def build(self, input_shape) -> None:
+        super().build(input_shape)
         self.log_sigma2 = self.add_weight(name="log_sigma2", shape=self.kernel.shape,
                                           initializer=keras.initializers.Constant(LOG_SIGMA2_INIT), trainable=True)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "examples": self.examples}
 
     def log_alpha(self):
         return tf.clip_by_value(self.log_sigma2 - tf.math.log(tf.square(self.kernel) + _EPS), -10.0, 10.0)
 
-    def _kl(self, examples: float):
+    def _kl(self):
         la = self.log_alpha()
         negative_kl = _K1 * tf.sigmoid(_K2 + _K3 * la) - 0.5 * tf.math.softplus(-la) - _K1
-        return -tf.reduce_sum(negative_kl) / examples
+        return -tf.reduce_sum(negative_kl) / self.examples
 
-    def _finish(self, outputs):
+    def call(self, inputs, training=None):
+        self.add_loss(self._kl())
+        if training:  # the local reparameterisation trick: one noise sample per pre-activation
+            mean = self._apply(inputs, self.kernel)
+            var = self._apply(tf.square(inputs), tf.exp(self.log_sigma2))
+            outputs = mean + tf.sqrt(var + _EPS) * tf.random.normal(tf.shape(mean))
+        else:
+            outputs = self._apply(inputs, self.kernel * tf.cast(self.log_alpha() < THRESHOLD, self.kernel.dtype))
         if self.use_bias:
             outputs = tf.nn.bias_add(outputs, self.bias)
         return self.activation(outputs) if self.activation is not None else outputs
 
 
 class VariationalDense(_Variational, keras.layers.Dense):
-    def __init__(self, *args, examples: float = 1.0, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.examples = float(examples)
-
-    def build(self, input_shape) -> None:
-        super().build(input_shape)
-        self._add_log_sigma2()
-
-    def call(self, inputs, training=None):
-        self.add_loss(self._kl(self.examples))
-        if training:
-            mean = tf.matmul(inputs, self.kernel)
-            var = tf.matmul(tf.square(inputs), tf.exp(self.log_sigma2))
-            outputs = mean + tf.sqrt(var + _EPS) * tf.random.normal(tf.shape(mean))
-        else:
-            outputs = tf.matmul(inputs, self.kernel * tf.cast(self.log_alpha() < THRESHOLD, self.kernel.dtype))
-        return self._finish(outputs)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "examples": self.examples}
+    def _apply(self, inputs, kernel):
+        return tf.matmul(inputs, kernel)
 
 
 class VariationalConv2D(_Variational, keras.layers.Conv2D):
-    def __init__(self, *args, examples: float = 1.0, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.examples = float(examples)
-
-    def build(self, input_shape) -> None:
-        super().build(input_shape)
-        self._add_log_sigma2()
-
-    def _conv(self, inputs, kernel):
+    def _apply(self, inputs, kernel):
         return tf.nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding.upper(),
                             dilations=self.dilation_rate, data_format="NHWC")
-
-    def call(self, inputs, training=None):
-        self.add_loss(self._kl(self.examples))
-        if training:
-            mean = self._conv(inputs, self.kernel)
-            var = self._conv(tf.square(inputs), tf.exp(self.log_sigma2))
-            outputs = mean + tf.sqrt(var + _EPS) * tf.random.normal(tf.shape(mean))
-        else:
-            outputs = self._conv(inputs, self.kernel * tf.cast(self.log_alpha() < THRESHOLD, self.kernel.dtype))
-        return self._finish(outputs)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "examples": self.examples}
 
 
 def _variational_twin(model: keras.Model, examples: int) -> keras.Model:
