@@ -389,3 +389,30 @@ def test_a_cell_landscape_sloping_to_one_cell():
     assert a.connected == 30 and len(a.walks) == 30 and a.steps == 100 and a.starts == 30
     assert np.isfinite(a.acf[1]) and a.acf[1] > 0.3  # a smooth slope is strongly correlated step to step
     assert a.seed_noise == 0 and a.repeat_correlation == pytest.approx(1.0)  # repeats that agree exactly
+
+
+def test_board_latency_is_measured_by_hil_bench_and_answered_by_queries(tiny_db, tmp_path):
+    import shutil
+
+    copy = tmp_path / "db"
+    shutil.copytree(tiny_db, copy)
+    done = orbitlite("ground", "nas", "bench", str(copy), "--board", "local", "--min-runs", "5")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "2 cells benched on local, 0 kept from before (2 trained)"
+    db = NasDatabase(copy, seed=0)
+    for key in db.hash_iterator():
+        fixed, _ = db.get_metrics_from_hash(key)
+        assert set(fixed["board_latency_us"]) == {"local"} and fixed["board_latency_us"]["local"] > 0
+    assert db.query((fixed["module_adjacency"], fixed["module_operations"]))["board_latency_us"] == fixed["board_latency_us"]
+    again = orbitlite("ground", "nas", "bench", str(copy), "--board", "local")
+    assert again.stdout.strip() == "0 cells benched on local, 2 kept from before (2 trained)"
+    cell = json.loads((copy / "cells.json").read_text())["cells"][0]
+    shown = orbitlite("ground", "nas", "query", str(copy), "--matrix", json.dumps(cell["matrix"]), "--ops",
+                      ",".join(cell["ops"]))
+    assert "on board local: " in shown.stdout, shown.stderr
+    result = copy / "cells" / cell["hash"] / "bench-local" / "result.json"
+    result.write_text(result.read_text().replace('"sha256": "', '"sha256": "0', 1)[:-3])
+    with pytest.raises(NasError, match="bench result .*result.json"):
+        NasDatabase(copy)
+    assert_one_line_error(orbitlite("ground", "nas", "bench", str(tmp_path / "none"), "--board", "local"),
+                          "is not a trained NAS database")

@@ -129,11 +129,33 @@ def query(db: Path, matrix: str, ops: str, epochs: int | None, seed: int | None,
         click.echo(f"budget spent: {seconds:.1f} s of training, {spent} epoch{'s' * (spent != 1)}")
     click.echo(f"int8 TFLite ({max(database.valid_epochs)} epochs, repeat 0): {fixed['int8_size_bytes']:,} bytes, "
                f"test {metric} {fixed['int8_test_accuracy']:.4f}, host latency {fixed['int8_latency_us']:.1f} us (median)")
+    for board, us in sorted(fixed["board_latency_us"].items()):
+        click.echo(f"on board {board}: {us:.1f} us (median, batch 1, `hil bench`)")
 
 
 def _run_line(budget: int, r: dict, note: str, metric: str) -> str:
     return (f"epochs {budget}, repeat {r['repeat']}{note}: {metric} train {r['train_accuracy']:.4f} validation "
             f"{r['validation_accuracy']:.4f} test {r['test_accuracy']:.4f}, {r['training_time']:.1f} s of training")
+
+
+@nas.command()
+@click.argument("db", type=click.Path(path_type=Path))
+@click.option("--board", required=True, help="The board profile to bench on (`orbitlite hil boards`).")
+@click.option("--boards-dir", type=click.Path(path_type=Path, file_okay=False), envvar="ORBITLITE_BOARDS",
+              help="A folder of your own board profiles.")
+@click.option("--min-runs", default=50, show_default=True, type=click.IntRange(1), help="Timed runs per cell.")
+def bench(db: Path, board: str, boards_dir: Path | None, min_runs: int) -> None:
+    """Measure every trained cell's int8 latency on a board with `orbitlite hil bench` (batch 1,
+    one thread), kept in each cell's folder; queries then answer it. Cells benched before (the
+    same model on the same board) are kept."""
+    from ground.nas.board import bench_cells
+    from ground.nas.database import finished_folders
+
+    if not (db / "setup.json").is_file():
+        raise click.ClickException(f"{db} is not a trained NAS database (no setup.json): `orbitlite ground nas train` first")
+    folders = finished_folders(db)
+    benched, kept = bench_cells(folders, board, boards_dir, lambda line: click.echo(line, err=True), min_runs)
+    click.echo(f"{benched} cells benched on {board}, {kept} kept from before ({len(folders)} trained)")
 
 
 @nas.command()

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from ground.cluster.jobs import done_record
 from ground.errors import CellNotFoundError, NasError
+from ground.nas.board import latencies
 from ground.nas.records import CELL_FOLDERS, INDEX, Hash, read_record, read_setup, setup_sha256
 from ground.nas.space import as_cell, cell_hash, is_valid as space_is_valid
 from models.nas_space import Cell
@@ -169,6 +170,8 @@ class NasDatabase:
                 "repeat": r.repeat, "seed": r.seed, "training_time": r.training_time,
                 "train_accuracy": r.train_accuracy, "validation_accuracy": r.validation_accuracy,
                 "test_accuracy": r.test_accuracy})
+        for key, fixed in self.fixed_statistics.items():
+            fixed["board_latency_us"] = latencies(self.path / CELL_FOLDERS / key)
         for budgets in self.computed_statistics.values():
             for runs in budgets.values():
                 runs.sort(key=lambda run: run["repeat"])
@@ -220,6 +223,7 @@ class NasDatabase:
             raise CellNotFoundError(f"no cell with hash {key!r} in the NAS database {self.path}")
         fixed = dict(self.fixed_statistics[key])
         fixed["module_adjacency"] = fixed["module_adjacency"].copy()
+        fixed["board_latency_us"] = dict(fixed["board_latency_us"])
         return fixed, {b: [dict(r) for r in runs] for b, runs in self.computed_statistics[key].items()}
 
     def get_budget_counters(self) -> tuple[float, int]:
