@@ -55,23 +55,23 @@ class _Variational:
     def call(self, inputs, training=None):
         self.add_loss(self._kl())
         if training:  # the local reparameterisation trick: one noise sample per pre-activation
-            mean = self._apply(inputs, self.kernel)
-            var = self._apply(tf.square(inputs), tf.exp(self.log_sigma2))
+            mean = self._product(inputs, self.kernel)
+            var = self._product(tf.square(inputs), tf.exp(self.log_sigma2))
             outputs = mean + tf.sqrt(var + _EPS) * tf.random.normal(tf.shape(mean))
         else:
-            outputs = self._apply(inputs, self.kernel * tf.cast(self.log_alpha() < THRESHOLD, self.kernel.dtype))
+            outputs = self._product(inputs, self.kernel * tf.cast(self.log_alpha() < THRESHOLD, self.kernel.dtype))
         if self.use_bias:
             outputs = tf.nn.bias_add(outputs, self.bias)
         return self.activation(outputs) if self.activation is not None else outputs
 
 
 class VariationalDense(_Variational, keras.layers.Dense):
-    def _apply(self, inputs, kernel):
+    def _product(self, inputs, kernel):
         return tf.matmul(inputs, kernel)
 
 
 class VariationalConv2D(_Variational, keras.layers.Conv2D):
-    def _apply(self, inputs, kernel):
+    def _product(self, inputs, kernel):
         return tf.nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding.upper(),
                             dilations=self.dilation_rate, data_format="NHWC")
 
