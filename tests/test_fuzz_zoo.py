@@ -16,7 +16,7 @@ from ground.training.architectures import ARCHITECTURES
 from ground.zoo.grid import members, read_grid
 from ground.zoo.index import member_rows, read_npz
 from ground.zoo.zoo import ZooConfig, read_config
-from onboard.schema import decode, encode_json
+from onboard.schema import encode_json
 from tests.fuzz import (FUZZ_EXAMPLES, HUGE_INT, NAN, assert_refused_or_read, deep, encode, fuzz_settings,
                         mutants, mutated_bytes)
 
@@ -138,7 +138,6 @@ def _bomb() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         with z.open("w.npy", "w", force_zip64=True) as f:
-            f.write(np.lib.format.header_data_from_array_1_0(np.zeros(1)) and b"")
             np.lib.format.write_array(f, np.zeros(8 << 20, np.float64))
     return buf.getvalue()
 
@@ -153,7 +152,6 @@ def test_the_seeds_are_valid(tmp_path):
     (folder / "metrics.json").write_bytes(encode_json(METRICS))
     rows, epochs = member_rows(folder)
     assert [r["form"] for r in rows] == ["dense", "magnitude-0.5"] and len(epochs) == 3
-    assert decode(encode_json(PARAMS), dict, source="x", error=ZooError)
 
 
 def test_a_zip_bomb_is_refused_unread(tmp_path):
