@@ -132,6 +132,8 @@ def test_a_failed_member_is_shown_with_its_log_the_rest_goes_on_and_a_rerun_retr
 
     grid.write_text('architectures = ["cnn-s"]\n' + plain.replace("seeds = [0]", "seeds = [0, 1]"))
     config = prepare_zoo(grid, patches, out)
+    pending = orbitlite("ground", "zoo", "status", str(out)).stdout.splitlines()
+    assert pending == [f"pending {config.members[1].key}", "1 done, 1 pending of 2 members"]
     good = patches.read_bytes()
     patches.write_bytes(good[:1000])
     said = []

@@ -75,7 +75,8 @@ def zoo_report(out: Path, to: Path | None) -> None:
               "[default: slurm when the zoo was submitted there].")
 @click.option("--resubmit-failed", is_flag=True, help="Run the failed members again, alone, on the backend.")
 def zoo_status(out: Path, backend: str | None, resubmit_failed: bool) -> None:
-    """Each member's state: done, failed (why, and its log), or pending / queued / running."""
+    """Each member that is not done, with its state: failed (why, and its log), or pending /
+    queued / running (from SLURM, for a zoo submitted there); then the count of each state."""
     from ground.zoo.zoo import read_config, run_zoo, states, submitted_backend
 
     config = read_config(out)
@@ -93,6 +94,8 @@ def zoo_status(out: Path, backend: str | None, resubmit_failed: bool) -> None:
         counts[shown] = counts.get(shown, 0) + 1
         if failure is not None and state == "failed":
             click.echo(f"failed  {key}: {failure.error} (log: {failure.log})")
+        elif shown != "done":
+            click.echo(f"{shown:<7} {key}")
     click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f" of {len(disk)} members")
     if resubmit_failed:
         failed = {k for k, (s, _) in disk.items() if s == "failed"}
