@@ -188,3 +188,25 @@ def test_the_report_shows_forms_twins_and_hyperparameters(zoo, tmp_path):
         assert f"| {form} | 2 |" in text
     assert "| magnitude-0.5 | 2 |" in text.split("## Twins predicted")[1]
     assert "SYNTHETIC" in text
+
+
+def test_a_multi_label_zoo_records_micro_f1_and_map_per_epoch_and_per_form(tmp_path):
+    from ground.datasets.patches import PatchSet
+
+    single = generate_patches(15, size=32, bands=("B02", "B03", "B04", "B08"), seed=1)
+    y = np.eye(len(single.classes), dtype=np.uint8)[single.y]
+    y[np.random.default_rng(0).random(len(single)) < 0.3, 0] = 1  # a second label on some patches
+    data = PatchSet(single.x, y, single.bands, single.classes, "synthetic-multi-label").save(tmp_path / "ml.npz")
+    (tmp_path / "grid.toml").write_text('name = "ml"\narchitectures = ["cnn-s"]\nseeds = [0]\n[hyper]\nepochs = [2]\n'
+                                        '[twins]\nmethods = ["variational-dropout"]\nepochs = 1\n')
+    result = orbitlite("ground", "zoo", "run", str(tmp_path / "grid.toml"), "--data", str(data), "--out", str(tmp_path / "z"))
+    assert result.returncode == 0, result.stderr
+    (member,) = [p for p in (tmp_path / "z" / "members").iterdir() if not p.name.startswith(".")]
+    metrics = json.loads((member / "metrics.json").read_text())
+    assert all({"val_micro_f1", "val_mAP"} <= set(e) for e in metrics["epochs"])
+    assert [f["form"] for f in metrics["forms"]] == ["dense", "vd"]
+    for f in metrics["forms"]:
+        assert f["metric"] == "micro F1" and {"micro_f1", "macro_f1", "mAP"} == set(f["metrics"])
+    from ground.zoo.index import load_zoo
+
+    assert {r["task"] for r in load_zoo(tmp_path / "z", say=pytest.fail).table.to_pylist()} == {"multi-label"}

@@ -121,7 +121,7 @@ def fit(model: keras.Model, record: ModelRecord, train: PatchSet, val: PatchSet,
     model.fit(normalize(train.x, record), objective.train_targets,
               validation_data=(normalize(val.x, record), objective.val_targets),
               epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
-              callbacks=[progress, *(callbacks or [])])
+              callbacks=[*(callbacks or []), progress])  # progress last: it logs what the others add
     entry = {"stage": stage, "config": config.__dict__, "epochs": progress.log}
     record.history.append(entry)
     return entry
