@@ -4,44 +4,17 @@ or an overrun failing its job alone, and a rerun skipping finished jobs and retr
 from __future__ import annotations
 
 import functools
-import os
-import signal
-from pathlib import Path
 
 from ground.cluster import Job, Limits, run, state_of
 from ground.cluster.jobs import failure_of
-
-
-def write_file(name: str, text: str, part: Path) -> None:
-    (part / name).write_text(text)
-
-
-def fail(message: str, part: Path) -> None:
-    (part / "half.txt").write_text("half")
-    raise ValueError(message)
-
-
-def crash(part: Path) -> None:
-    os.kill(os.getpid(), signal.SIGSEGV)
-
-
-def sleep(part: Path) -> None:
-    import time
-    time.sleep(60)
-
-
-def once_then_fine(flag: str, part: Path) -> None:
-    if not Path(flag).exists():
-        Path(flag).write_text("tried")
-        raise RuntimeError("first attempt fails")
-    (part / "ok").write_text("ok")
+from tests.jobs import crash, fail, once_then_fine, sleep, write_file
 
 
 def test_a_batch_publishes_finished_folders_and_records_failures_and_goes_on(tmp_path):
     jobs = [Job("good", tmp_path / "good", functools.partial(write_file, "a.txt", "hello")),
             Job("bad", tmp_path / "bad", functools.partial(fail, "the data ran out")),
             Job("crash", tmp_path / "crash", crash),
-            Job("slow", tmp_path / "slow", sleep, Limits(time_min=0.02))]
+            Job("slow", tmp_path / "slow", functools.partial(sleep, 60), Limits(time_min=0.02))]
     said = []
     ended = run(jobs, "local", said.append)
     assert ended == {"good": "done", "bad": "failed", "crash": "failed", "slow": "failed"}

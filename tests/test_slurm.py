@@ -15,19 +15,11 @@ from ground.cluster import Job, Limits, run, state_of
 from ground.cluster.jobs import failure_of
 from ground.cluster.slurm import read_submissions, run_slurm, slurm_states, submissions_path
 from ground.errors import ClusterError
+from tests.jobs import fail, once_then_fine, sleep, write_file
 from tests.slurm import MAX_ARRAY_SIZE, free_ports
 
 SMALL = Limits(time_min=5, mem_gb=0.5, cpus=1)
 POLL_S = 2.0
-
-
-def write_file(name: str, text: str, part: Path) -> None:
-    (part / name).write_text(text)
-
-
-def fail(message: str, part: Path) -> None:
-    (part / "half.txt").write_text("half")
-    raise ValueError(message)
 
 
 def hog(part: Path) -> None:
@@ -35,17 +27,6 @@ def hog(part: Path) -> None:
     held = b"x" * (1 << 30)
     time.sleep(60)
     assert held
-
-
-def sleep(part: Path) -> None:
-    time.sleep(600)
-
-
-def once_then_fine(flag: str, part: Path) -> None:
-    if not Path(flag).exists():
-        Path(flag).write_text("tried")
-        raise RuntimeError("first attempt fails")
-    (part / "ok").write_text("ok")
 
 
 def wait_for(flag: str, part: Path) -> None:
@@ -73,8 +54,8 @@ def test_a_job_that_raises_or_that_slurm_kills_is_recorded_as_failed_and_the_res
     jobs = [Job("good", tmp_path / "good", functools.partial(write_file, "a.txt", "hello"), SMALL),
             Job("bad", tmp_path / "bad", functools.partial(fail, "the data ran out"), SMALL),
             Job("hog", tmp_path / "hog", hog, Limits(time_min=5, mem_gb=0.25)),
-            Job("slow", tmp_path / "slow", sleep, Limits(time_min=1, mem_gb=0.5)),
-            Job("victim", tmp_path / "victim", sleep, SMALL)]
+            Job("slow", tmp_path / "slow", functools.partial(sleep, 600), Limits(time_min=1, mem_gb=0.5)),
+            Job("victim", tmp_path / "victim", functools.partial(sleep, 600), SMALL)]
 
     def cancel_the_victim() -> None:  # as a user would, with scancel, once it runs
         deadline = time.monotonic() + 120

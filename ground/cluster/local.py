@@ -11,7 +11,7 @@ import time
 from multiprocessing.connection import wait
 from typing import Callable
 
-from ground.cluster.jobs import Job, State, execute, prepare, record_failure, state_of
+from ground.cluster.jobs import Job, State, execute, record_failure, state_of
 
 _CONTEXT = multiprocessing.get_context("spawn")
 
@@ -29,7 +29,6 @@ def run_local(jobs: list[Job], say: Callable[[str], None], workers: int | None =
     while waiting or running:
         while waiting and len(running) < workers:
             job = waiting.pop()
-            prepare(job)
             process = _CONTEXT.Process(target=execute, args=(job,), name=f"orbitlite-job-{job.key}")
             process.start()
             running[process.sentinel] = (job, process, time.monotonic() + job.limits.time_min * 60)

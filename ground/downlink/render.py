@@ -55,7 +55,7 @@ def _legend(ax, product: Product) -> None:
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -76,7 +76,7 @@ def scene_and_class_map(scene: Scene, product: Product, path: Path) -> Path:
     b.set_ylim(rows, 0)
     b.set_title(f"{product.model_id}: {g.rows} x {g.cols} tiles")
     _legend(b, product)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def class_map(product: Product, path: Path) -> Path:
@@ -86,7 +86,7 @@ def class_map(product: Product, path: Path) -> Path:
               interpolation="nearest")
     ax.set_title(f"{product.scene_id} / {product.model_id}")
     _legend(ax, product)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def pareto(points: list[tuple[str, float, float, float]], metric: str, path: Path, size: str = "size") -> Path:
@@ -117,4 +117,4 @@ def pareto(points: list[tuple[str, float, float, float]], metric: str, path: Pat
     axes[0].set_ylabel(metric)
     axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle(f"{metric} against size and latency")
-    return _save(fig, path)
+    return save_png(fig, path)

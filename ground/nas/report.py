@@ -5,7 +5,6 @@ and the random walks' autocorrelation."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ground.downlink.render import save_png  # noqa: E402
 from ground.nas.landscape import Analysis  # noqa: E402
 from onboard.files import ensure_writable_dir, write_verified  # noqa: E402
 
@@ -89,13 +89,6 @@ def markdown(a: Analysis, db: Path, source: str, plots: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return write_verified(path, buf.getvalue())
-
-
 def _histogram(a: Analysis, path: Path) -> Path:
     land = a.landscape
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -107,7 +100,7 @@ def _histogram(a: Analysis, path: Path) -> Path:
     ax.set_title(f"Fitness of {len(land.fitness)} cells")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _fdc(a: Analysis, path: Path) -> Path:
@@ -124,7 +117,7 @@ def _fdc(a: Analysis, path: Path) -> Path:
     ax.set_title(f"Fitness against distance: FDC {_f(a.fdc)}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _acf(a: Analysis, path: Path) -> Path:
@@ -140,7 +133,7 @@ def _acf(a: Analysis, path: Path) -> Path:
     ax.set_ylim(-1.05, 1.05)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 __all__ = ["PUBLISHED", "markdown", "write_report"]

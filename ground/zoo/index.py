@@ -33,6 +33,7 @@ INDEX, EPOCHS = "index.parquet", "epochs.parquet"
 MAX_JSON_BYTES = 16 << 20
 MAX_NPZ_BYTES = 2 << 30  # uncompressed, per file
 EXPLODED = 1e4  # a weight of larger magnitude means the member diverged
+COLUMNS = {"member", "architecture", "form", "final_loss"}  # what load_zoo reads of the index
 
 
 class DataInfo(Schema):
@@ -152,11 +153,17 @@ def load_zoo(out: Path, epoch: int | None = None, bound: float = EXPLODED,
         table = pq.read_table(out / INDEX)
     except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
         raise ZooError(f"{out / INDEX} is not a readable Parquet index ({exc}); `orbitlite ground zoo index` rebuilds it") from None
+    missing = sorted(COLUMNS - set(table.column_names))
+    if missing:
+        raise ZooError(f"{out / INDEX} lacks the column(s) {', '.join(missing)}; `orbitlite ground zoo index` rebuilds it")
     weights, epochs, dropped = {}, {}, {}
     rows = table.to_pylist()
+    dense = {r["member"]: r for r in rows if r["form"] == "dense"}
     for key in dict.fromkeys(r["member"] for r in rows):
-        row = next(r for r in rows if r["member"] == key and r["form"] == "dense")
-        why = _diverged_loss(row)
+        if not isinstance(key, str) or not key or "/" in key or key.startswith("."):
+            why = f"{key!r} is not a member's folder name"
+        else:
+            why = _diverged_loss(dense[key]) if key in dense else "it has no dense model in the index"
         if why is None:
             try:
                 at, w = _checkpoint(out / MEMBERS / key, epoch)

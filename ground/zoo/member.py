@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -71,7 +70,6 @@ def _limit_threads(cpus: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # already running in this process (a member trained in-process, as in tests)
         pass
-    os.environ.setdefault("OMP_NUM_THREADS", str(cpus))
 
 
 def _twins(member: Member, model, restart_weights, record, train, val, part: Path):

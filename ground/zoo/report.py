@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from ground.downlink.render import _save, pareto  # noqa: E402
+from ground.downlink.render import pareto, save_png  # noqa: E402
 from ground.errors import ZooError  # noqa: E402
 from ground.zoo.grid import MODEL_AXES  # noqa: E402
 from ground.zoo.index import Zoo  # noqa: E402
@@ -85,7 +85,7 @@ def _per_axis(dense: dict, metric: str, path: Path) -> Path:
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel(f"{metric} (int8, dense)")
     fig.suptitle("Dense members' accuracy per hyperparameter value")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _twins(rows, dense, forms, metric, path: Path) -> Path:
@@ -106,7 +106,7 @@ def _twins(rows, dense, forms, metric, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Each sparsified twin against its dense model")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _summary(values: list[float]) -> tuple[int, float, float]:
