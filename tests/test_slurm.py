@@ -55,29 +55,38 @@ def test_a_job_that_raises_or_that_slurm_kills_is_recorded_as_failed_and_the_res
             Job("bad", tmp_path / "bad", functools.partial(fail, "the data ran out"), SMALL),
             Job("hog", tmp_path / "hog", hog, Limits(time_min=5, mem_gb=0.25)),
             Job("slow", tmp_path / "slow", functools.partial(sleep, 600), Limits(time_min=1, mem_gb=0.5)),
-            Job("victim", tmp_path / "victim", functools.partial(sleep, 600), SMALL)]
+            Job("victim", tmp_path / "victim", functools.partial(sleep, 600), SMALL),
+            Job("warned", tmp_path / "warned", functools.partial(sleep, 600), SMALL)]
 
-    def cancel_the_victim() -> None:  # as a user would, with scancel, once it runs
+    def once_running(key: str, *scancel: str) -> None:  # as a user (or SLURM's warning) would, once it runs
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            task = read_submissions(tmp_path)["victim"].task if "victim" in read_submissions(tmp_path) else None
-            if task and slurm_env.client("squeue", "--noheader", "--format=%T", f"--jobs={task}").stdout.strip() == "RUNNING":
-                slurm_env.client("scancel", task)
+            sub = read_submissions(tmp_path).get(key)
+            if sub and slurm_env.client("squeue", "--noheader", "--format=%T", f"--jobs={sub.task}").stdout.strip() == "RUNNING":
+                time.sleep(3)  # past the task's start, where Python installs its handler
+                slurm_env.client("scancel", *scancel, sub.task)
                 return
             time.sleep(0.2)
 
-    threading.Thread(target=cancel_the_victim, daemon=True).start()
+    threading.Thread(target=once_running, args=("victim",), daemon=True).start()
+    threading.Thread(target=once_running, args=("warned", "--signal=USR2"), daemon=True).start()
     ended = run(jobs, "slurm", lambda line: None, poll_s=POLL_S)
-    assert ended == {"good": "done", "bad": "failed", "hog": "failed", "slow": "failed", "victim": "failed"}
+    assert ended == {"good": "done", "bad": "failed", "hog": "failed", "slow": "failed", "victim": "failed",
+                     "warned": "failed"}
     assert (tmp_path / "good" / "a.txt").read_text() == "hello"
-    for key in ("bad", "hog", "slow", "victim"):
+    for key in ("bad", "hog", "slow", "victim", "warned"):
         assert not (tmp_path / key).exists() and not (tmp_path / f"{key}.part").exists()
     assert "ValueError: the data ran out" in failure_of(jobs[1]).error
     hog_error = failure_of(jobs[2]).error  # SLURM killed it: the record is written from its state
     assert hog_error.startswith("SLURM ended it ") and "exceeded memory limit" in hog_error, hog_error
     assert "exceeded memory limit" in jobs[2].log.read_text()  # slurmstepd's words, copied to its log
-    assert "time limit (1 min)" in failure_of(jobs[3]).error  # it stopped itself at SLURM's warning
+    # A 1-min limit leaves SLURM's warning and its kill in the same tick of its timer, or not:
+    # either the job stopped itself at the warning or SLURM's TIMEOUT is recorded.
+    slow_error = failure_of(jobs[3]).error
+    assert ("time limit (1 min) is near" in slow_error
+            or slow_error.startswith("SLURM ended it TIMEOUT (task ") and "limit 1 min" in slow_error), slow_error
     assert failure_of(jobs[4]).error.startswith("SLURM ended it CANCELLED (task "), failure_of(jobs[4]).error
+    assert "stopped at SLURM's warning that its time limit (5 min) is near" in failure_of(jobs[5]).error
     assert read_submissions(tmp_path)["hog"].job_id != read_submissions(tmp_path)["good"].job_id  # other limits
 
 
